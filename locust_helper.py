@@ -267,17 +267,37 @@ def cmd_run(args, passthrough) -> int:
     return execute_run(command, folder, settings)
 
 
+def start_child(command: list[str], **kwargs) -> subprocess.Popen:
+    """Start COMMAND; a SIGTERM to the helper is passed on to it (so nothing is left running)."""
+    process = subprocess.Popen(command, cwd=REPO_ROOT, **kwargs)
+
+    def pass_on(_signum, _frame):
+        if process.poll() is None:
+            process.terminate()
+
+    signal.signal(signal.SIGTERM, pass_on)
+    return process
+
+
+def wait_child(process: subprocess.Popen) -> int:
+    """Wait for PROCESS; on Ctrl+C (which reached it too) let it finish its own shutdown."""
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return process.wait()
+
+
 def execute_run(command: list[str], folder: Path, settings: config.Settings) -> int:
-    """Run locust, then judge the run from the CSV files it wrote."""
+    """Run locust, then judge the run from the files it wrote."""
     deadline = settings.duration_seconds + STOP_GRACE_SECONDS
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    process = start_child(command)
     overran = False
     try:
         process.wait(timeout=deadline)
     except subprocess.TimeoutExpired:
         overran = True
-        process.send_signal(signal.SIGTERM)
+        process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -285,7 +305,7 @@ def execute_run(command: list[str], folder: Path, settings: config.Settings) -> 
             process.wait()
     except KeyboardInterrupt:
         # Ctrl+C reached Locust too: let it stop and write its reports.
-        process.wait()
+        wait_child(process)
     elapsed = time.monotonic() - started
     return judge_run(folder, process.returncode, elapsed, overran)
 
@@ -346,10 +366,8 @@ def cmd_ui(args, passthrough) -> int:
     if args.dry_run:
         return EXIT_OK
     print(f"Open http://{args.web_host}:{args.web_port} in your browser; Ctrl+C here stops Locust.", flush=True)
-    try:
-        return subprocess.call(command, cwd=REPO_ROOT)
-    except KeyboardInterrupt:
-        return EXIT_OK
+    wait_child(start_child(command))
+    return EXIT_OK
 
 
 def target_command(port: int, args=None) -> list[str]:
@@ -368,11 +386,8 @@ def cmd_target(args, _passthrough) -> int:
     print(f"$ {shlex.join(['python'] + command[1:])}", flush=True)
     if args.dry_run:
         return EXIT_OK
-    try:
-        code = subprocess.call(command, cwd=REPO_ROOT)
-    except KeyboardInterrupt:
-        return EXIT_OK
-    return EXIT_USAGE if code == 2 else code
+    code = wait_child(start_child(command))
+    return EXIT_USAGE if code == 2 else EXIT_OK
 
 
 def start_target(port: int = 0, extra: list[str] | None = None, timeout: float = 15.0):

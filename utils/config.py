@@ -156,15 +156,14 @@ def redact_url(url: str) -> str:
     """Hide the password of a URL: redis://:secret@host -> redis://:***@host."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
     except ValueError:
         return url
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, has_password, _ = userinfo.partition(":")
+    hidden = f"{user}:***" if has_password else "***"
+    return urlunsplit(parts._replace(netloc=f"{hidden}@{hostport}"))
 
 
 def secret_hint(value: str) -> str:
@@ -231,13 +230,13 @@ def read_environment(environ: dict | None = None) -> dict[str, str]:
     env_file = Path(environ.get("ENV_FILE") or DEFAULT_ENV_FILE)
     if not env_file.is_absolute():
         env_file = (Path.cwd() / env_file) if env_file.exists() else (REPO_ROOT / env_file)
-    if environ.get("ENV_FILE") and not env_file.is_file():
+    if environ.get("ENV_FILE") and not env_file.exists():
         raise ConfigError(f"ENV_FILE={environ['ENV_FILE']!r} is not valid: no such file, for example ENV_FILE=.env")
     merged: dict[str, str] = {}
-    if env_file.is_file():
+    if env_file.exists():
         merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     merged.update(environ)
-    merged["_ENV_FILE"] = str(env_file) if env_file.is_file() else ""
+    merged["_ENV_FILE"] = str(env_file) if env_file.exists() else ""
     return merged
 
 
