@@ -264,12 +264,12 @@ def cmd_run(args, passthrough) -> int:
     if args.dry_run:
         return EXIT_OK
     folder.mkdir(parents=True, exist_ok=True)
-    return execute_run(command, folder, settings)
+    return execute_run(command, folder, settings, scenario)
 
 
-def start_child(command: list[str], **kwargs) -> subprocess.Popen:
+def start_child(command: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
     """Start COMMAND; a SIGTERM to the helper is passed on to it (so nothing is left running)."""
-    process = subprocess.Popen(command, cwd=REPO_ROOT, **kwargs)
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, **kwargs)
 
     def pass_on(_signum, _frame):
         if process.poll() is None:
@@ -287,11 +287,12 @@ def wait_child(process: subprocess.Popen) -> int:
         return process.wait()
 
 
-def execute_run(command: list[str], folder: Path, settings: config.Settings) -> int:
+def execute_run(command: list[str], folder: Path, settings: config.Settings, scenario: Scenario) -> int:
     """Run locust, then judge the run from the files it wrote."""
     deadline = settings.duration_seconds + STOP_GRACE_SECONDS
     started = time.monotonic()
-    process = start_child(command)
+    # The run's id (its folder's name) and scenario, for the kit's listeners on every process.
+    process = start_child(command, env={"KIT_RUN_ID": folder.name, "KIT_SCENARIO": scenario.name})
     overran = False
     try:
         process.wait(timeout=deadline)
@@ -429,7 +430,7 @@ def cmd_demo(args, _passthrough) -> int:
         ]
         print(f"$ {show_command(command)}", flush=True)
         print(f"Running {settings.users} users for {settings.duration} (Locust prints its summary at the end) ...")
-        return execute_run(command, folder, settings)
+        return execute_run(command, folder, settings, scenario)
     finally:
         process.terminate()
         try:

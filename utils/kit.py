@@ -11,12 +11,35 @@ from __future__ import annotations
 from locust import events
 
 import logging
+import os
+import uuid
+from pathlib import Path
 
 from utils.results import FinalResultsWriter
 
 log = logging.getLogger(__name__)
 
 _installed = False
+_generated_run_id = f"run-{uuid.uuid4().hex[:12]}"
+
+
+def run_id() -> str:
+    """The id of this run, the same on the master and every worker.
+
+    The helper sets KIT_RUN_ID (the run folder's name) for Locust and the workers it
+    starts. A plain `locust` run has none: each process then makes its own id, so set
+    KIT_RUN_ID yourself when you start workers by hand.
+    """
+    return os.environ.get("KIT_RUN_ID") or _generated_run_id
+
+
+def scenario_name(environment=None) -> str:
+    """KIT_SCENARIO (set by the helper), else the locustfile's name without .py."""
+    if os.environ.get("KIT_SCENARIO"):
+        return os.environ["KIT_SCENARIO"]
+    options = getattr(environment, "parsed_options", None)
+    locustfile = getattr(options, "locustfile", None) or ""
+    return Path(str(locustfile).split(",")[0]).stem or "unknown"
 
 
 def _on_init(environment, **_kwargs) -> None:
