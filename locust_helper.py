@@ -24,6 +24,7 @@ Exit codes (also in README.md):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
@@ -37,8 +38,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from utils import config
+from utils import budget, config
+from utils import thresholds as th
 from utils.results import CSV_PREFIX, format_table, read_results
+from utils.summary import SUMMARY_JSON, SUMMARY_MD, build_summary, write_summary
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -96,6 +99,20 @@ def _load_options(parser: argparse.ArgumentParser, with_duration: bool = True) -
     parser.add_argument("--dry-run", action="store_true", help="print the locust command, do not run it")
 
 
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("thresholds (the pass/fail gate; see thresholds/default.toml)")
+    group.add_argument("--thresholds", metavar="FILE", help="thresholds file (THRESHOLDS_FILE; 'none' for no file)")
+    group.add_argument(
+        "--threshold",
+        action="append",
+        metavar="RULE",
+        help="an extra rule, e.g. 'p95 < 500' (TOTAL) or 'GET /api/cart: p99 < 900'; repeatable (THRESHOLDS)",
+    )
+    group.add_argument(
+        "--abort-on-breach", action="store_true", default=None, help="stop the run once a threshold is breached"
+    )
+
+
 def build_list(sub) -> None:
     p = sub.add_parser("list", help="list the scenarios", description="List the scenarios with one line each.")
     p.set_defaults(func=cmd_list)
@@ -110,6 +127,13 @@ def build_run(sub) -> None:
     )
     p.add_argument("scenario", help="a scenario name (see 'list') or a path to a locustfile")
     _load_options(p)
+    _gate_options(p)
+    group = p.add_argument_group("virtual-user hours (VU_HOURS_BUDGET a month, default 200)")
+    budget_mode = group.add_mutually_exclusive_group()
+    budget_mode.add_argument(
+        "--enforce-budget", action="store_true", help="refuse to run when the plan exceeds what is left this month"
+    )
+    budget_mode.add_argument("--ignore-budget", action="store_true", help="do not compare the plan with the budget")
     p.add_argument("--reports-dir", default="reports", help="where run folders are made (default: reports)")
     p.set_defaults(func=cmd_run)
 
@@ -122,6 +146,7 @@ def build_ui(sub) -> None:
     )
     p.add_argument("scenario", help="a scenario name (see 'list') or a path to a locustfile")
     _load_options(p)
+    _gate_options(p)
     p.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (default 127.0.0.1)")
     p.add_argument("--web-port", type=int, default=8089, help="port of the web UI (default 8089)")
     p.set_defaults(func=cmd_ui)
@@ -167,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", help="read settings from this file instead of .env (sets ENV_FILE)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for build in (build_list, build_run, build_ui, build_target, build_demo):
+    for build in (build_list, build_run, build_ui, build_target, build_demo, build_budget, build_compare):
         build(sub)
     return parser
 
@@ -194,17 +219,33 @@ def resolve_scenario(name: str) -> Scenario:
 
 
 def settings_from(args, **extra) -> config.Settings:
+    rules = getattr(args, "threshold", None)
     overrides = {
         "host": getattr(args, "host", None),
         "users": getattr(args, "users", None),
         "spawn_rate": getattr(args, "spawn_rate", None),
         "duration": getattr(args, "duration", None),
+        "thresholds_file": getattr(args, "thresholds", None),
+        "thresholds": "; ".join(rules) if rules else None,
+        "thresholds_abort": "true" if getattr(args, "abort_on_breach", None) else None,
     }
     overrides.update(extra)
     try:
-        return config.load_settings(**overrides)
+        settings = config.load_settings(**overrides)
+        # Check the thresholds now: a bad rule stops here, before any load is sent.
+        th.from_settings(settings)
     except config.ConfigError as error:
         raise HelperError(str(error)) from None
+    return settings
+
+
+def kit_environment(settings: config.Settings) -> dict[str, str]:
+    """The settings that came from flags, passed on to Locust (and its workers) as variables."""
+    return {
+        "THRESHOLDS_FILE": settings.thresholds_file,
+        "THRESHOLDS": settings.thresholds,
+        "THRESHOLDS_ABORT": "true" if settings.thresholds_abort else "false",
+    }
 
 
 def locust_base_command(scenario: Scenario, settings: config.Settings, args) -> list[str]:
@@ -260,11 +301,34 @@ def cmd_run(args, passthrough) -> int:
         str(folder / "report.html"),
         *passthrough,
     ]
+    planned = budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
+    check_budget(planned, settings, Path(args.reports_dir), enforce=args.enforce_budget, ignore=args.ignore_budget)
     print(f"$ {show_command(command)}", flush=True)
     if args.dry_run:
         return EXIT_OK
     folder.mkdir(parents=True, exist_ok=True)
-    return execute_run(command, folder, settings, scenario)
+    return execute_run(command, folder, settings, scenario, planned)
+
+
+def check_budget(planned: float, settings: config.Settings, reports_dir: Path, enforce: bool, ignore: bool) -> None:
+    """Warn (or refuse, with --enforce-budget) when a run would go over this month's VU-hours."""
+    if ignore:
+        return
+    used = budget.Ledger(reports_dir / budget.LEDGER_NAME).used_in_month()
+    left = settings.vu_hours_budget - used
+    print(
+        f"Plan: {planned:.3f} VU-hours ({settings.users} users x {settings.duration}); "
+        f"this month {used:.3f} of {settings.vu_hours_budget:g} used, {max(left, 0):.3f} left",
+        flush=True,
+    )
+    if planned > left:
+        message = (
+            f"this run plans {planned:.3f} VU-hours but only {max(left, 0):.3f} of the month's "
+            f"{settings.vu_hours_budget:g} are left (VU_HOURS_BUDGET)"
+        )
+        if enforce:
+            raise HelperError(f"{message}: lower --users or --duration, or drop --enforce-budget")
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def start_child(command: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
@@ -287,12 +351,15 @@ def wait_child(process: subprocess.Popen) -> int:
         return process.wait()
 
 
-def execute_run(command: list[str], folder: Path, settings: config.Settings, scenario: Scenario) -> int:
+def execute_run(
+    command: list[str], folder: Path, settings: config.Settings, scenario: Scenario, planned: float | None = None
+) -> int:
     """Run locust, then judge the run from the files it wrote."""
     deadline = settings.duration_seconds + STOP_GRACE_SECONDS
     started = time.monotonic()
     # The run's id (its folder's name) and scenario, for the kit's listeners on every process.
-    process = start_child(command, env={"KIT_RUN_ID": folder.name, "KIT_SCENARIO": scenario.name})
+    env = {"KIT_RUN_ID": folder.name, "KIT_SCENARIO": scenario.name, **kit_environment(settings)}
+    process = start_child(command, env=env)
     overran = False
     try:
         process.wait(timeout=deadline)
@@ -308,45 +375,90 @@ def execute_run(command: list[str], folder: Path, settings: config.Settings, sce
         # Ctrl+C reached Locust too: let it stop and write its reports.
         wait_child(process)
     elapsed = time.monotonic() - started
-    return judge_run(folder, process.returncode, elapsed, overran)
+    code, summary = judge_run(folder, process.returncode, elapsed, overran, settings, scenario)
+    if summary is not None:
+        used = summary.get("vu_hours")
+        verdict = {EXIT_OK: "passed", EXIT_GATE_FAILED: "failed"}.get(code, "no results")
+        ledger = budget.Ledger(folder.parent / budget.LEDGER_NAME)
+        ledger.append(folder.name, scenario.name, planned, used, verdict)
+        if used is not None:
+            print(f"VU-hours used: {used:.3f} (recorded in {ledger.path})")
+    return code
 
 
-def judge_run(folder: Path, locust_exit: int, elapsed: float, overran: bool = False) -> int:
+def judge_run(
+    folder: Path,
+    locust_exit: int,
+    elapsed: float,
+    overran: bool,
+    settings: config.Settings,
+    scenario: Scenario,
+) -> tuple[int, dict | None]:
+    """Decide the exit code from the run's figures; print the summary. Returns (code, summary)."""
     print()
     try:
-        rows, total, failures_list = read_results(folder)
+        rows, total, errors = read_results(folder)
     except FileNotFoundError:
         print(f"RESULT: no results - Locust exited with code {locust_exit} and wrote no statistics in {folder}/")
-        return EXIT_NO_RESULTS
+        return EXIT_NO_RESULTS, None
+    summary = load_or_build_summary(folder, rows, total, errors, settings, scenario)
     print(format_table(rows, total))
     print()
+    print(f"Verdict:     {summary['verdict']['text']}")
     print(f"HTML report: {folder / 'report.html'}")
+    print(f"Summary:     {folder / SUMMARY_MD}")
     print(f"CSV files:   {folder}/{CSV_PREFIX}_*.csv")
-    if overran:
-        print(f"RESULT: no results - Locust did not stop on time and was stopped after {elapsed:.0f} s")
-        return EXIT_NO_RESULTS
-    if locust_exit not in (0, 1):
-        print(f"RESULT: no results - Locust exited with code {locust_exit} (see its output above)")
-        return EXIT_NO_RESULTS
     count = total.count if total else 0
     failures = total.failures if total else 0
+    if overran:
+        print(f"RESULT: no results - Locust did not stop on time and was stopped after {elapsed:.0f} s")
+        return EXIT_NO_RESULTS, summary
+    if locust_exit not in (0, 1, 3):
+        print(f"RESULT: no results - Locust exited with code {locust_exit} (see its output above)")
+        return EXIT_NO_RESULTS, summary
     if count == 0:
         print("RESULT: no results - no request was sent (check the scenario's tasks and --tags)")
-        return EXIT_NO_RESULTS
+        return EXIT_NO_RESULTS, summary
     if failures == count:
-        first = next(iter(failures_list), {}).get("error", "")
+        first = next(iter(errors), {}).get("error", "")
         print(f"RESULT: no results - all {count} requests failed; first error: {first[:200]}")
         print("        Is the target running and is TARGET_HOST / --host right?")
-        return EXIT_NO_RESULTS
-    if failures:
-        print(f"RESULT: FAILED - {failures} of {count} requests failed ({failures / count:.2%})")
-        for failure in failures_list[:5]:
-            print(
-                f"        {failure['occurrences']:>6} x {failure['method']} {failure['name']}: {failure['error'][:120]}"
+        return EXIT_NO_RESULTS, summary
+    if not summary["verdict"]["passed"]:
+        print(f"RESULT: FAILED - {summary['verdict']['text']}")
+        for check in summary["verdict"]["checks"]:
+            breached = check["status"] == "fail" or (
+                check["status"] == "no data" and summary["verdict"]["insufficient_data"] == "fail"
             )
-        return EXIT_GATE_FAILED
-    print(f"RESULT: passed - {count} requests, 0 failures, {total.rps:.1f} requests/s")
-    return EXIT_OK
+            if breached:
+                value = th.format_value(check["threshold"].rsplit(":", 1)[1].split()[0], check["value"])
+                print(f"        {check['threshold']}  [{check['row']}: measured {value}] {check['note']}".rstrip())
+        for failure in errors[:5]:
+            print(
+                f"        {failure['occurrences']:>6} x {failure['method']} {failure['name']}: {failure['error'][:110]}"
+            )
+        return EXIT_GATE_FAILED, summary
+    print(f"RESULT: passed - {count} requests, {failures} failures, {total.rps:.1f} requests/s")
+    return EXIT_OK, summary
+
+
+def load_or_build_summary(folder: Path, rows, total, errors, settings: config.Settings, scenario: Scenario) -> dict:
+    """The summary the kit's listener wrote; for a locustfile without kit.install(), build it here."""
+    path = folder / SUMMARY_JSON
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    verdict = th.evaluate(th.from_settings(settings), rows, total)
+    meta = {
+        "run_id": folder.name,
+        "scenario": scenario.name,
+        "host": config.redact_url(settings.target_host),
+        "duration_seconds": None,
+        "peak_users": None,
+        "vu_hours": budget.vu_hours_from_history(folder),
+    }
+    summary = build_summary(rows, total, errors, verdict, meta)
+    write_summary(folder, summary)
+    return summary
 
 
 def cmd_ui(args, passthrough) -> int:
@@ -367,7 +479,7 @@ def cmd_ui(args, passthrough) -> int:
     if args.dry_run:
         return EXIT_OK
     print(f"Open http://{args.web_host}:{args.web_port} in your browser; Ctrl+C here stops Locust.", flush=True)
-    wait_child(start_child(command))
+    wait_child(start_child(command, env={"KIT_SCENARIO": scenario.name, **kit_environment(settings)}))
     return EXIT_OK
 
 
@@ -430,13 +542,172 @@ def cmd_demo(args, _passthrough) -> int:
         ]
         print(f"$ {show_command(command)}", flush=True)
         print(f"Running {settings.users} users for {settings.duration} (Locust prints its summary at the end) ...")
-        return execute_run(command, folder, settings, scenario)
+        planned = budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
+        return execute_run(command, folder, settings, scenario, planned)
     finally:
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def build_budget(sub) -> None:
+    p = sub.add_parser(
+        "budget",
+        help="plan virtual-user hours against the monthly budget",
+        description="Planned VU-hours of one run and of a month of runs, against the monthly budget "
+        "(VU_HOURS_BUDGET, default 200) and what the ledger says was used this month. "
+        "Exit code 0 when the plan fits, 3 when it does not.",
+    )
+    p.add_argument("-u", "--users", help="virtual users per run (LOAD_USERS, default 10)")
+    p.add_argument("-r", "--spawn-rate", help="users started per second (LOAD_SPAWN_RATE, default 2)")
+    p.add_argument("-t", "--duration", help="length of one run (LOAD_DURATION, default 1m)")
+    p.add_argument("--runs-per-month", default="1", help="how many such runs a month (default 1)")
+    p.add_argument("--budget", dest="vu_hours_budget", help="VU-hours a month (VU_HOURS_BUDGET, default 200)")
+    p.add_argument("--reports-dir", default="reports", help="where the ledger is (default: reports)")
+    p.set_defaults(func=cmd_budget)
+
+
+def cmd_budget(args, _passthrough) -> int:
+    settings = settings_from(args, vu_hours_budget=args.vu_hours_budget)
+    try:
+        runs = config.parse_int(args.runs_per_month, "--runs-per-month", 1, "2")
+    except config.ConfigError as error:
+        raise HelperError(str(error)) from None
+    per_run = budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
+    per_month = per_run * runs
+    ledger = budget.Ledger(Path(args.reports_dir) / budget.LEDGER_NAME)
+    used = ledger.used_in_month()
+    left = settings.vu_hours_budget - used
+    ramp = settings.users / settings.spawn_rate
+    print(
+        f"One run:    {settings.users} users x {settings.duration} "
+        f"(ramp-up {ramp:.0f} s at {settings.spawn_rate:g}/s) = {per_run:.3f} VU-hours"
+    )
+    print(f"Per month:  {runs} run(s) = {per_month:.3f} VU-hours")
+    print(f"Budget:     {settings.vu_hours_budget:g} VU-hours a month")
+    print(f"Used:       {used:.3f} VU-hours this month (ledger: {ledger.path})")
+    print(f"Left:       {left:.3f} VU-hours")
+    if per_month <= left:
+        print(f"FITS: {left - per_month:.3f} VU-hours to spare")
+        return EXIT_OK
+    print(f"OVER: the plan needs {per_month - left:.3f} VU-hours more than are left")
+    return EXIT_GATE_FAILED
+
+
+def build_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare two runs, with a regression gate",
+        description="Per-row changes in p95, failure ratio and requests/s between run A and run B "
+        "(folders under reports/, or their names). With one run: compared with the last passing run "
+        "of the same scenario before it. Exit code 3 when a gate is crossed.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or just RUN_B")
+    p.add_argument("--max-p95-increase", default="20", help="percent p95 may grow (default 20)")
+    p.add_argument("--min-p95-delta-ms", default="5", help="ignore p95 changes smaller than this (default 5 ms)")
+    p.add_argument("--max-failure-ratio-increase", default="1", help="percentage points (default 1)")
+    p.add_argument("--max-rps-decrease", default="0", help="percent requests/s may fall (default 0 = not checked)")
+    p.add_argument("--min-samples", default="20", help="rows with fewer requests are shown, not gated (default 20)")
+    p.add_argument("--reports-dir", default="reports", help="where run folders are (default: reports)")
+    p.set_defaults(func=cmd_compare)
+
+
+def _number_option(value: str, flag: str, example: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise HelperError(
+            f"{flag}={value!r} is not valid: a number of at least 0 is needed, for example {flag}={example}"
+        )
+    return number
+
+
+def find_run(name: str, reports_dir: Path) -> Path:
+    for candidate in (Path(name), reports_dir / name):
+        if candidate.is_dir():
+            if (candidate / "final_stats.json").exists() or (candidate / f"{CSV_PREFIX}_stats.csv").exists():
+                return candidate
+            raise HelperError(
+                f"{candidate} is not a finished run: it has no final_stats.json or {CSV_PREFIX}_stats.csv"
+            )
+    raise HelperError(f"no run folder {name!r} (looked in . and {reports_dir}/)")
+
+
+def run_scenario_and_verdict(folder: Path) -> tuple[str, bool | None]:
+    path = folder / SUMMARY_JSON
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data.get("scenario", ""), bool(data["verdict"]["passed"])
+        except (ValueError, KeyError, TypeError):
+            return "", None
+    return folder.name.split("_", 1)[-1], None
+
+
+def last_passing_run(before: Path, reports_dir: Path) -> Path:
+    scenario, _ = run_scenario_and_verdict(before)
+    candidates = sorted(p for p in reports_dir.iterdir() if p.is_dir() and p.name < before.name)
+    for candidate in reversed(candidates):
+        other, passed = run_scenario_and_verdict(candidate)
+        if passed and other == scenario:
+            return candidate
+    raise HelperError(f"no passing run of scenario {scenario!r} before {before.name} in {reports_dir}/")
+
+
+def cmd_compare(args, _passthrough) -> int:
+    if len(args.runs) > 2:
+        raise HelperError("compare takes one or two runs: RUN_A RUN_B, or just RUN_B")
+    reports_dir = Path(args.reports_dir)
+    max_p95 = _number_option(args.max_p95_increase, "--max-p95-increase", "20")
+    min_delta = _number_option(args.min_p95_delta_ms, "--min-p95-delta-ms", "5")
+    max_fail = _number_option(args.max_failure_ratio_increase, "--max-failure-ratio-increase", "1") / 100.0
+    max_rps = _number_option(args.max_rps_decrease, "--max-rps-decrease", "20")
+    min_samples = _number_option(args.min_samples, "--min-samples", "20")
+    run_b = find_run(args.runs[-1], reports_dir)
+    run_a = find_run(args.runs[0], reports_dir) if len(args.runs) == 2 else last_passing_run(run_b, reports_dir)
+    rows_a, total_a, _ = read_results(run_a)
+    rows_b, total_b, _ = read_results(run_b)
+    print(f"A: {run_a}\nB: {run_b}\n")
+    by_label_a = {r.label: r for r in rows_a} | ({"TOTAL": total_a} if total_a else {})
+    by_label_b = {r.label: r for r in rows_b} | ({"TOTAL": total_b} if total_b else {})
+    header = f"{'request':<40} {'p95 A':>7} {'p95 B':>7} {'change':>8} {'fail% A':>8} {'fail% B':>8}"
+    header += f" {'rps A':>8} {'rps B':>8}"
+    print(header)
+    print("-" * len(header))
+    regressions = []
+    for label in [*sorted(set(by_label_a) | set(by_label_b) - {"TOTAL"}), "TOTAL"]:
+        a, b = by_label_a.get(label), by_label_b.get(label)
+        if a is None or b is None:
+            print(f"{label[:40]:<40} {'only in ' + ('B' if a is None else 'A'):>17}")
+            continue
+        change = (b.p95 - a.p95) / a.p95 * 100 if a.p95 else 0.0
+        print(
+            f"{label[:40]:<40} {a.p95:>7.0f} {b.p95:>7.0f} {change:>+7.0f}% {a.failure_ratio:>8.2%} "
+            f"{b.failure_ratio:>8.2%} {a.rps:>8.2f} {b.rps:>8.2f}"
+        )
+        if min(a.count, b.count) < min_samples:
+            continue
+        if b.p95 - a.p95 > min_delta and change > max_p95:
+            regressions.append(f"{label}: p95 {a.p95:.0f} -> {b.p95:.0f} ms ({change:+.0f}% > {max_p95:g}%)")
+        if b.failure_ratio - a.failure_ratio > max_fail:
+            regressions.append(
+                f"{label}: failure ratio {a.failure_ratio:.2%} -> {b.failure_ratio:.2%} "
+                f"(+{(b.failure_ratio - a.failure_ratio) * 100:.2f} points > {max_fail * 100:g})"
+            )
+        if max_rps and a.rps and (a.rps - b.rps) / a.rps * 100 > max_rps:
+            regressions.append(f"{label}: requests/s {a.rps:.2f} -> {b.rps:.2f} (down more than {max_rps:g}%)")
+    print()
+    if regressions:
+        print(f"REGRESSION: {len(regressions)} gate(s) crossed")
+        for line in regressions:
+            print(f"  {line}")
+        return EXIT_GATE_FAILED
+    print("NO REGRESSION: every gated row is within limits")
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------

@@ -12,14 +12,19 @@ from locust import events
 
 import logging
 import os
+import sys
 import uuid
 from pathlib import Path
 
+from utils import thresholds as th
+from utils.config import ConfigError, get_settings
 from utils.results import FinalResultsWriter
+from utils.summary import RunSummary
 
 log = logging.getLogger(__name__)
 
 _installed = False
+_thresholds: th.Thresholds | None = None
 _generated_run_id = f"run-{uuid.uuid4().hex[:12]}"
 
 
@@ -43,13 +48,25 @@ def scenario_name(environment=None) -> str:
 
 
 def _on_init(environment, **_kwargs) -> None:
-    # The exact final figures next to Locust's CSV files (when --csv is given).
+    # Order matters when Locust quits: final figures first, then the verdict and
+    # summary, then the listeners that report them (Datadog, Slack).
+    # 1. The exact final figures next to Locust's CSV files (when --csv is given).
     environment.kit_results = FinalResultsWriter(environment).register()
+    # 2. Thresholds, virtual-user hours, summary.md / summary.json.
+    environment.kit_summary_listener = RunSummary(environment, _thresholds).register()
 
 
 def install() -> None:
-    """Attach the kit's listeners to Locust's init event (safe to call twice)."""
-    global _installed
-    if not _installed:
-        events.init.add_listener(_on_init)
-        _installed = True
+    """Check the settings and thresholds, then attach the kit's listeners to Locust's
+    init event. Safe to call twice. A bad setting or threshold stops here with one
+    line and exit code 2, before any load is sent."""
+    global _installed, _thresholds
+    if _installed:
+        return
+    try:
+        _thresholds = th.from_settings(get_settings())
+    except ConfigError as error:
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(2) from None
+    events.init.add_listener(_on_init)
+    _installed = True

@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CSV_PREFIX = "locust"
+
+# The percentiles Locust reports, as the kit names them: p50, p66, ..., p99.9, p99.99, p100.
+PERCENTILES = [0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0]
+
+
+def percentile_name(fraction: float) -> str:
+    """0.95 -> 'p95', 0.999 -> 'p99.9', 1.0 -> 'p100'."""
+    return "p" + f"{fraction * 100:.2f}".rstrip("0").rstrip(".")
+
+
+PERCENTILE_NAMES = [percentile_name(p) for p in PERCENTILES]
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class StatsRow:
     p99: float
     rps: float
     avg_size: float
+    percentiles: dict = field(default_factory=dict)  # {"p50": ms, ..., "p100": ms}
 
     @property
     def failure_ratio(self) -> float:
@@ -48,6 +60,14 @@ class StatsRow:
 
     def as_dict(self) -> dict:
         return asdict(self) | {"failure_ratio": self.failure_ratio}
+
+    def metric(self, name: str) -> float:
+        """A figure by its threshold name: avg, min, max, median, p95, p99.9, failure_ratio, failures, rps, count."""
+        if name in self.percentiles:
+            return self.percentiles[name]
+        if name == "failure_ratio":
+            return self.failure_ratio
+        return float(getattr(self, name))
 
 
 def _num(value: str) -> float:
@@ -82,6 +102,9 @@ def read_stats(folder: str | Path) -> tuple[list[StatsRow], StatsRow | None]:
                 p99=_num(line["99%"]),
                 rps=_num(line["Requests/s"]),
                 avg_size=_num(line["Average Content Size"]),
+                percentiles={
+                    name: _num(line.get(f"{name[1:]}%", "")) for name in PERCENTILE_NAMES if f"{name[1:]}%" in line
+                },
             )
             if row.name == "Aggregated" and not row.type:
                 total = row
@@ -146,6 +169,10 @@ def row_from_entry(entry) -> StatsRow:
         p99=entry.get_response_time_percentile(0.99) if count else 0,
         rps=entry.total_rps,
         avg_size=entry.avg_content_length,
+        percentiles={
+            name: (entry.get_response_time_percentile(p) if count else 0)
+            for name, p in zip(PERCENTILE_NAMES, PERCENTILES, strict=True)
+        },
     )
 
 
