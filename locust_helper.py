@@ -67,6 +67,8 @@ SCENARIOS = {
     s.name: s
     for s in [
         Scenario("basic", "tests/basic_test.py", "REST shoppers: log in, browse products, fill a cart"),
+        Scenario("graphql", "tests/graphql_test.py", "GraphQL shoppers: a row per operation, errors in a 200 fail"),
+        Scenario("redis", "tests/redis_test.py", "Redis Pub/Sub chat: publish, fan out, end-to-end latency, lost"),
     ]
 }
 
@@ -163,6 +165,7 @@ def build_target(sub) -> None:
     p.add_argument("--error-ratio", help="fault: share of requests that fail, 0.0 to 1.0")
     p.add_argument("--error-status", help="fault: HTTP status of failed requests (default 500)")
     p.add_argument("--fail-endpoint", help="fault: a path prefix that always fails, e.g. /api/cart")
+    p.add_argument("--redis-url", help="enable the chat endpoints: publish to this Redis (redis://127.0.0.1:6379/0)")
     p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
     p.set_defaults(func=cmd_target)
 
@@ -425,7 +428,7 @@ def judge_run(
         print("        Is the target running and is TARGET_HOST / --host right?")
         return EXIT_NO_RESULTS, summary
     if not summary["verdict"]["passed"]:
-        print(f"RESULT: FAILED - {summary['verdict']['text']}")
+        print("RESULT: FAILED - thresholds breached:")
         for check in summary["verdict"]["checks"]:
             breached = check["status"] == "fail" or (
                 check["status"] == "no data" and summary["verdict"]["insufficient_data"] == "fail"
@@ -485,8 +488,10 @@ def cmd_ui(args, passthrough) -> int:
 
 def target_command(port: int, args=None) -> list[str]:
     command = [sys.executable, "-m", "demo", "--port", str(port)]
-    for knob in ("latency_ms", "error_ratio", "error_status", "fail_endpoint"):
+    for knob in ("latency_ms", "error_ratio", "error_status", "fail_endpoint", "redis_url"):
         value = getattr(args, knob, None) if args else None
+        if knob == "redis_url" and value is not None:
+            value = config.parse_redis_url(value, "--redis-url")
         if value is not None:
             command += [f"--{knob.replace('_', '-')}", str(value)]
     return command
@@ -496,7 +501,7 @@ def cmd_target(args, _passthrough) -> int:
     if not 0 <= args.port <= 65535:
         raise HelperError(f"--port={args.port} is not valid: a port from 0 to 65535 is needed, e.g. 8080")
     command = target_command(args.port, args)
-    print(f"$ {shlex.join(['python'] + command[1:])}", flush=True)
+    print(f"$ {shlex.join(['python'] + [config.redact_url(p) if '://' in p else p for p in command[1:]])}", flush=True)
     if args.dry_run:
         return EXIT_OK
     code = wait_child(start_child(command))

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from utils import thresholds as th
 from utils.config import ConfigError, get_settings
+from utils.datadog_reporter import DatadogReporter
 from utils.results import FinalResultsWriter
+from utils.slack_notifier import SlackNotifier
 from utils.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,15 @@ def run_id() -> str:
     return os.environ.get("KIT_RUN_ID") or _generated_run_id
 
 
+def traffic_headers() -> dict[str, str]:
+    """Headers that mark the kit's requests as load-test traffic, with the run's id.
+
+    The app's tracing can keep them as span tags, so APM traces of a load test can be
+    found or filtered out: for Datadog, DD_TRACE_HEADER_TAGS=x-load-test-run:loadtest.run_id
+    """
+    return {"X-Load-Test": "true", "X-Load-Test-Run": run_id()}
+
+
 def scenario_name(environment=None) -> str:
     """KIT_SCENARIO (set by the helper), else the locustfile's name without .py."""
     if os.environ.get("KIT_SCENARIO"):
@@ -54,6 +65,11 @@ def _on_init(environment, **_kwargs) -> None:
     environment.kit_results = FinalResultsWriter(environment).register()
     # 2. Thresholds, virtual-user hours, summary.md / summary.json.
     environment.kit_summary_listener = RunSummary(environment, _thresholds).register()
+    # 3. Datadog, when DD_AGENT_HOST, DD_DOGSTATSD_URL or DD_API_KEY is set: per-request
+    #    metrics from every process that runs users, start/stop events from the master.
+    environment.kit_datadog = DatadogReporter.from_settings(environment)
+    # 4. Slack, when SLACK_WEBHOOK_URL is set: one message per run, from the master or local runner.
+    environment.kit_slack = SlackNotifier.from_settings(environment)
 
 
 def install() -> None:

@@ -143,7 +143,7 @@ def parse_overrides(text: str, where: str = "THRESHOLDS") -> list[Rule]:
         name = name.strip()
         if not name:
             raise ConfigError(f"{where}: {part!r} has an empty name before ':', for example 'GET /api/cart: p95 < 500'")
-        rules.append(parse_expression(expression, name, where))
+        rules.append(parse_expression(expression.strip(), name, f"{where} {name!r}" if sep else where))
     return rules
 
 
@@ -313,6 +313,9 @@ def evaluate(thresholds: Thresholds, rows: list[StatsRow], total: StatsRow | Non
             continue
         for row in matched:
             label = TOTAL if row is total else row.label
+            if row.count == 0 and rule.metric not in ("count", "rps"):
+                checks.append(Check(rule, label, "no data", None, 0, "no requests"))
+                continue
             enough = row.count >= max(thresholds.min_samples, 1) or rule.metric not in SAMPLED_METRICS
             if not enough:
                 note = f"fewer than min_samples={thresholds.min_samples}"
