@@ -38,7 +38,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from utils import budget, config
+from utils import budget, config, shapes
 from utils import thresholds as th
 from utils.results import CSV_PREFIX, format_table, read_results
 from utils.summary import SUMMARY_JSON, SUMMARY_MD, build_summary, write_summary
@@ -96,6 +96,11 @@ def _load_options(parser: argparse.ArgumentParser, with_duration: bool = True) -
     if with_duration:
         group.add_argument("-t", "--duration", help="how long: 30s, 5m, 2h, 1h30m (LOAD_DURATION, default 1m)")
     group.add_argument("-H", "--host", help="target base URL (TARGET_HOST, default http://127.0.0.1:8080)")
+    group.add_argument(
+        "--preset",
+        help="a load shape scaled to --users (peak) and --duration: smoke, load, stress, spike, soak (LOAD_PRESET)",
+    )
+    group.add_argument("--stages", help="your own load shape, e.g. 30s:10,2m:10,30s:0 (LOAD_STAGES)")
     group.add_argument("--tags", nargs="+", metavar="TAG", help="run only tasks with these tags")
     group.add_argument("--exclude-tags", nargs="+", metavar="TAG", help="skip tasks with these tags")
     parser.add_argument("--dry-run", action="store_true", help="print the locust command, do not run it")
@@ -113,6 +118,91 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--abort-on-breach", action="store_true", default=None, help="stop the run once a threshold is breached"
     )
+
+
+MASTER_WAIT_SECONDS = 120
+
+
+def _distributed_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("distributed runs (Locust's own master/worker mode)")
+    mode = group.add_mutually_exclusive_group()
+    mode.add_argument("--workers", type=int, metavar="N", help="a master and N worker processes on this machine")
+    mode.add_argument(
+        "--master",
+        action="store_true",
+        help="be the master for workers on other machines (start them with the 'worker' command)",
+    )
+    group.add_argument("--expect-workers", type=int, metavar="N", help="with --master: wait for N workers (default 1)")
+    group.add_argument("--master-bind-host", help="with --master: address to listen on (default: all)")
+    group.add_argument("--master-bind-port", type=int, help="with --master: port to listen on (default 5557)")
+
+
+def distributed_options(args) -> list[str]:
+    """Locust's options for --workers / --master; warnings and errors as one line."""
+    workers = getattr(args, "workers", None)
+    master = getattr(args, "master", False)
+    if not master and (args.expect_workers or args.master_bind_host or args.master_bind_port):
+        raise HelperError("--expect-workers, --master-bind-host and --master-bind-port go with --master")
+    if workers is not None:
+        if workers < 1:
+            raise HelperError(f"--workers={workers} is not valid: a whole number of at least 1 is needed, e.g. 2")
+        cores = os.cpu_count() or 1
+        if workers > cores:
+            print(
+                f"warning: --workers {workers} is more than this machine's {cores} CPU cores: "
+                "the workers will compete for them and send less load each",
+                file=sys.stderr,
+                flush=True,
+            )
+        # --processes forks N workers and makes this process their master.
+        return ["--processes", str(workers)]
+    if master:
+        expected = args.expect_workers if args.expect_workers is not None else 1
+        if expected < 1:
+            raise HelperError(f"--expect-workers={expected} is not valid: a whole number of at least 1 is needed")
+        options = ["--master", "--expect-workers", str(expected)]
+        options += ["--expect-workers-max-wait", str(MASTER_WAIT_SECONDS)]
+        if args.master_bind_host:
+            options += ["--master-bind-host", args.master_bind_host]
+        if args.master_bind_port:
+            options += ["--master-bind-port", str(args.master_bind_port)]
+        return options
+    return []
+
+
+def build_worker(sub) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run worker process(es) for a master on another machine",
+        description="Connect to a master started with 'run SCENARIO --master' and run its users. "
+        "Use the same repository (same locustfiles) on every machine.",
+    )
+    p.add_argument("scenario", help="the same scenario (or locustfile path) as the master's")
+    p.add_argument("--master-host", default="127.0.0.1", help="the master's address (default 127.0.0.1)")
+    p.add_argument("--master-port", type=int, default=5557, help="the master's port (default 5557)")
+    p.add_argument("--processes", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="print the locust command, do not run it")
+    p.set_defaults(func=cmd_worker)
+
+
+def cmd_worker(args, passthrough) -> int:
+    scenario = resolve_scenario(args.scenario)
+    settings = settings_from(args)
+    if args.processes < 1:
+        raise HelperError(f"--processes={args.processes} is not valid: a whole number of at least 1 is needed, e.g. 2")
+    if not 1 <= args.master_port <= 65535:
+        raise HelperError(f"--master-port={args.master_port} is not valid: a port from 1 to 65535, e.g. 5557")
+    files = f"{scenario.file},{SHAPE_FILE}" if settings.stages else scenario.file
+    command = [sys.executable, "-m", "locust", "-f", files, "--worker"]
+    command += ["--master-host", args.master_host, "--master-port", str(args.master_port)]
+    if args.processes > 1:
+        command += ["--processes", str(args.processes)]
+    command += passthrough
+    print(f"$ {show_command(command, settings)}", flush=True)
+    if args.dry_run:
+        return EXIT_OK
+    wait_child(start_child(command, env={"KIT_SCENARIO": scenario.name, **kit_environment(settings)}))
+    return EXIT_OK
 
 
 def build_list(sub) -> None:
@@ -136,6 +226,7 @@ def build_run(sub) -> None:
         "--enforce-budget", action="store_true", help="refuse to run when the plan exceeds what is left this month"
     )
     budget_mode.add_argument("--ignore-budget", action="store_true", help="do not compare the plan with the budget")
+    _distributed_options(p)
     p.add_argument("--reports-dir", default="reports", help="where run folders are made (default: reports)")
     p.set_defaults(func=cmd_run)
 
@@ -195,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", help="read settings from this file instead of .env (sets ENV_FILE)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for build in (build_list, build_run, build_ui, build_target, build_demo, build_budget, build_compare):
+    for build in (build_list, build_run, build_ui, build_target, build_demo, build_worker, build_budget, build_compare):
         build(sub)
     return parser
 
@@ -231,6 +322,8 @@ def settings_from(args, **extra) -> config.Settings:
         "thresholds_file": getattr(args, "thresholds", None),
         "thresholds": "; ".join(rules) if rules else None,
         "thresholds_abort": "true" if getattr(args, "abort_on_breach", None) else None,
+        "preset": getattr(args, "preset", None),
+        "stages": getattr(args, "stages", None),
     }
     overrides.update(extra)
     try:
@@ -248,23 +341,39 @@ def kit_environment(settings: config.Settings) -> dict[str, str]:
         "THRESHOLDS_FILE": settings.thresholds_file,
         "THRESHOLDS": settings.thresholds,
         "THRESHOLDS_ABORT": "true" if settings.thresholds_abort else "false",
+        # A load shape reads these in every process (utils/load_shape.py).
+        "LOAD_PRESET": settings.load_preset,
+        "LOAD_STAGES": settings.load_stages,
+        "LOAD_USERS": str(settings.users),
+        "LOAD_DURATION": settings.duration,
     }
 
 
-def locust_base_command(scenario: Scenario, settings: config.Settings, args) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        scenario.file,
-        "--host",
-        settings.target_host,
-        "--users",
-        str(settings.users),
-        "--spawn-rate",
-        f"{settings.spawn_rate:g}",
-    ]
+def run_seconds(settings: config.Settings) -> int:
+    """How long the run is planned to take: the shape's stages, or --duration."""
+    return shapes.total_seconds(settings.stages) if settings.stages else settings.duration_seconds
+
+
+def planned_vu_hours(settings: config.Settings) -> float:
+    if settings.stages:
+        return budget.stages_vu_hours(list(settings.stages))
+    return budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
+
+
+SHAPE_FILE = "utils/load_shape.py"
+
+
+def locust_base_command(scenario: Scenario, settings: config.Settings, args, timed: bool = True) -> list[str]:
+    """locust -f FILE --host ... and the load: users/spawn rate/run time, or the load shape file."""
+    command = [sys.executable, "-m", "locust"]
+    if settings.stages:
+        # With a shape, the stages decide users and time; Locust would ignore -u/-r/-t.
+        command += ["-f", f"{scenario.file},{SHAPE_FILE}", "--host", settings.target_host]
+    else:
+        command += ["-f", scenario.file, "--host", settings.target_host]
+        command += ["--users", str(settings.users), "--spawn-rate", f"{settings.spawn_rate:g}"]
+        if timed:
+            command += ["--run-time", config.format_duration(settings.duration_seconds)]
     if getattr(args, "tags", None):
         command += ["--tags", *args.tags]
     if getattr(args, "exclude_tags", None):
@@ -272,11 +381,15 @@ def locust_base_command(scenario: Scenario, settings: config.Settings, args) -> 
     return command
 
 
-def show_command(command: list[str]) -> str:
-    """The command as a copy-pastable line, with any password in a URL hidden."""
+def show_command(command: list[str], settings: config.Settings | None = None) -> str:
+    """The command as a copy-pastable line, with any password in a URL hidden.
+
+    With a load shape, the LOAD_STAGES variable the shape file reads comes first."""
     shown = [config.redact_url(part) if "://" in part else part for part in command]
     if shown[:3] == [sys.executable, "-m", "locust"]:
         shown[:3] = ["locust"]
+    if settings is not None and settings.stages:
+        shown.insert(0, f"LOAD_STAGES={shapes.describe(list(settings.stages))}")
     return shlex.join(shown)
 
 
@@ -294,19 +407,14 @@ def cmd_run(args, passthrough) -> int:
     scenario = resolve_scenario(args.scenario)
     settings = settings_from(args)
     folder = new_run_folder(args.reports_dir, scenario)
-    command = locust_base_command(scenario, settings, args) + [
-        "--headless",
-        "--run-time",
-        config.format_duration(settings.duration_seconds),
-        "--csv",
-        str(folder / CSV_PREFIX),
-        "--html",
-        str(folder / "report.html"),
-        *passthrough,
-    ]
-    planned = budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
+    command = locust_base_command(scenario, settings, args) + ["--headless"]
+    command += distributed_options(args)
+    command += ["--csv", str(folder / CSV_PREFIX), "--html", str(folder / "report.html"), *passthrough]
+    if settings.stages:
+        print(f"Load shape: {shapes.describe(list(settings.stages))} ({run_seconds(settings)} s)", flush=True)
+    planned = planned_vu_hours(settings)
     check_budget(planned, settings, Path(args.reports_dir), enforce=args.enforce_budget, ignore=args.ignore_budget)
-    print(f"$ {show_command(command)}", flush=True)
+    print(f"$ {show_command(command, settings)}", flush=True)
     if args.dry_run:
         return EXIT_OK
     folder.mkdir(parents=True, exist_ok=True)
@@ -320,7 +428,7 @@ def check_budget(planned: float, settings: config.Settings, reports_dir: Path, e
     used = budget.Ledger(reports_dir / budget.LEDGER_NAME).used_in_month()
     left = settings.vu_hours_budget - used
     print(
-        f"Plan: {planned:.3f} VU-hours ({settings.users} users x {settings.duration}); "
+        f"Plan: {planned:.3f} VU-hours; "
         f"this month {used:.3f} of {settings.vu_hours_budget:g} used, {max(left, 0):.3f} left",
         flush=True,
     )
@@ -358,7 +466,9 @@ def execute_run(
     command: list[str], folder: Path, settings: config.Settings, scenario: Scenario, planned: float | None = None
 ) -> int:
     """Run locust, then judge the run from the files it wrote."""
-    deadline = settings.duration_seconds + STOP_GRACE_SECONDS
+    deadline = run_seconds(settings) + STOP_GRACE_SECONDS
+    if "--master" in command:
+        deadline += MASTER_WAIT_SECONDS  # the master first waits for its workers
     started = time.monotonic()
     # The run's id (its folder's name) and scenario, for the kit's listeners on every process.
     env = {"KIT_RUN_ID": folder.name, "KIT_SCENARIO": scenario.name, **kit_environment(settings)}
@@ -474,11 +584,9 @@ def cmd_ui(args, passthrough) -> int:
         args.web_host,
         "--web-port",
         str(args.web_port),
-        "--run-time",
-        config.format_duration(settings.duration_seconds),
         *passthrough,
     ]
-    print(f"$ {show_command(command)}", flush=True)
+    print(f"$ {show_command(command, settings)}", flush=True)
     if args.dry_run:
         return EXIT_OK
     print(f"Open http://{args.web_host}:{args.web_port} in your browser; Ctrl+C here stops Locust.", flush=True)
@@ -537,18 +645,15 @@ def cmd_demo(args, _passthrough) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         command = locust_base_command(scenario, settings, args) + [
             "--headless",
-            "--run-time",
-            config.format_duration(settings.duration_seconds),
             "--csv",
             str(folder / CSV_PREFIX),
             "--html",
             str(folder / "report.html"),
             "--only-summary",
         ]
-        print(f"$ {show_command(command)}", flush=True)
+        print(f"$ {show_command(command, settings)}", flush=True)
         print(f"Running {settings.users} users for {settings.duration} (Locust prints its summary at the end) ...")
-        planned = budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
-        return execute_run(command, folder, settings, scenario, planned)
+        return execute_run(command, folder, settings, scenario, planned_vu_hours(settings))
     finally:
         process.terminate()
         try:
@@ -568,6 +673,8 @@ def build_budget(sub) -> None:
     p.add_argument("-u", "--users", help="virtual users per run (LOAD_USERS, default 10)")
     p.add_argument("-r", "--spawn-rate", help="users started per second (LOAD_SPAWN_RATE, default 2)")
     p.add_argument("-t", "--duration", help="length of one run (LOAD_DURATION, default 1m)")
+    p.add_argument("--preset", help="a load shape: smoke, load, stress, spike, soak (LOAD_PRESET)")
+    p.add_argument("--stages", help="your own load shape, e.g. 30s:10,2m:10,30s:0 (LOAD_STAGES)")
     p.add_argument("--runs-per-month", default="1", help="how many such runs a month (default 1)")
     p.add_argument("--budget", dest="vu_hours_budget", help="VU-hours a month (VU_HOURS_BUDGET, default 200)")
     p.add_argument("--reports-dir", default="reports", help="where the ledger is (default: reports)")
@@ -580,16 +687,20 @@ def cmd_budget(args, _passthrough) -> int:
         runs = config.parse_int(args.runs_per_month, "--runs-per-month", 1, "2")
     except config.ConfigError as error:
         raise HelperError(str(error)) from None
-    per_run = budget.planned_vu_hours(settings.users, settings.duration_seconds, settings.spawn_rate)
+    per_run = planned_vu_hours(settings)
     per_month = per_run * runs
     ledger = budget.Ledger(Path(args.reports_dir) / budget.LEDGER_NAME)
     used = ledger.used_in_month()
     left = settings.vu_hours_budget - used
-    ramp = settings.users / settings.spawn_rate
-    print(
-        f"One run:    {settings.users} users x {settings.duration} "
-        f"(ramp-up {ramp:.0f} s at {settings.spawn_rate:g}/s) = {per_run:.3f} VU-hours"
-    )
+    if settings.stages:
+        shape = shapes.describe(list(settings.stages))
+        print(f"One run:    load shape {shape} ({run_seconds(settings)} s) = {per_run:.3f} VU-hours")
+    else:
+        ramp = settings.users / settings.spawn_rate
+        print(
+            f"One run:    {settings.users} users x {settings.duration} "
+            f"(ramp-up {ramp:.0f} s at {settings.spawn_rate:g}/s) = {per_run:.3f} VU-hours"
+        )
     print(f"Per month:  {runs} run(s) = {per_month:.3f} VU-hours")
     print(f"Budget:     {settings.vu_hours_budget:g} VU-hours a month")
     print(f"Used:       {used:.3f} VU-hours this month (ledger: {ledger.path})")
@@ -734,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(own)
         if args.env_file:
             os.environ["ENV_FILE"] = args.env_file
-        if passthrough and args.command not in ("run", "ui"):
+        if passthrough and args.command not in ("run", "ui", "worker"):
             raise HelperError(f"'--' arguments are for locust; the {args.command} command takes none")
         return args.func(args, passthrough)
     except HelperError as error:
