@@ -454,6 +454,32 @@ def start_child(command: list[str], env: dict | None = None, **kwargs) -> subpro
     return process
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is PID (Linux /proc; empty elsewhere)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL PID and its children (Locust's forked workers would live on without their master)."""
+    for child in child_pids(pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass  # already gone
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def wait_child(process: subprocess.Popen) -> int:
     """Wait for PROCESS; on Ctrl+C (which reached it too) let it finish its own shutdown."""
     try:
@@ -482,7 +508,7 @@ def execute_run(
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            kill_tree(process.pid)
             process.wait()
     except KeyboardInterrupt:
         # Ctrl+C reached Locust too: let it stop and write its reports.
@@ -538,7 +564,7 @@ def judge_run(
         print("        Is the target running and is TARGET_HOST / --host right?")
         return EXIT_NO_RESULTS, summary
     if not summary["verdict"]["passed"]:
-        print("RESULT: FAILED - thresholds breached:")
+        print(f"RESULT: FAILED - {summary['verdict']['text']}")
         for check in summary["verdict"]["checks"]:
             breached = check["status"] == "fail" or (
                 check["status"] == "no data" and summary["verdict"]["insufficient_data"] == "fail"

@@ -16,7 +16,8 @@ or the local runner only (a worker sees only its own share of the requests):
 
 from __future__ import annotations
 
-from locust.runners import WorkerRunner
+import locust
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 import json
 import logging
@@ -83,6 +84,15 @@ def render_markdown(summary: dict) -> str:
     if summary.get("vu_hours") is not None:
         facts.append(f"{summary['vu_hours']:.3f} VU-hours")
     lines += [", ".join(facts), ""]
+    workers = summary.get("workers")
+    if workers:
+        line = f"Workers: {workers['count']}"
+        if workers["lost"]:
+            line += f", **{len(workers['lost'])} lost during the run**"
+        if workers["version_mismatch"]:
+            versions = ", ".join(sorted(set(workers["version_mismatch"].values())))
+            line += f", **Locust version mismatch** (master {workers['master_locust_version']}, workers {versions})"
+        lines += [line, ""]
     lines += [
         "| request | count | failures | p50 ms | p95 ms | p99 ms | req/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -164,6 +174,11 @@ class RunSummary:
         self.aborted_reason = ""
         self.verdict: th.Verdict | None = None
         self.summary: dict | None = None
+        # Distributed runs: requests per worker, workers that went missing, their Locust versions.
+        self._pending_requests = 0
+        self.worker_requests: dict[str, int] = {}
+        self.worker_versions: dict[str, str] = {}
+        self.lost_workers: set[str] = set()
 
     def register(self) -> RunSummary:
         events = self.environment.events
@@ -171,7 +186,37 @@ class RunSummary:
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         events.quit.add_listener(self.on_quit)
+        events.request.add_listener(self.on_request)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
         return self
+
+    # -- distributed runs: each worker tells the master how many requests it made --------
+    def on_request(self, **_kwargs) -> None:
+        self._pending_requests += 1
+
+    def on_report_to_master(self, client_id: str, data: dict) -> None:
+        data["kit_requests"] = self._pending_requests
+        data["kit_locust_version"] = locust.__version__
+        self._pending_requests = 0
+
+    def on_worker_report(self, client_id: str, data: dict) -> None:
+        self.worker_requests[client_id] = self.worker_requests.get(client_id, 0) + data.get("kit_requests", 0)
+        if "kit_locust_version" in data:
+            self.worker_versions[client_id] = data["kit_locust_version"]
+
+    def workers_report(self) -> dict | None:
+        """What the master knows of its workers; None in a local run."""
+        if not isinstance(self.environment.runner, MasterRunner):
+            return None
+        mismatched = {w: v for w, v in self.worker_versions.items() if v != locust.__version__}
+        return {
+            "count": len(self.worker_requests),
+            "requests": dict(self.worker_requests),
+            "lost": sorted(self.lost_workers),
+            "master_locust_version": locust.__version__,
+            "version_mismatch": mismatched,
+        }
 
     def _is_worker(self) -> bool:
         return isinstance(self.environment.runner, WorkerRunner)
@@ -195,6 +240,8 @@ class RunSummary:
         now = self.clock()
         last_time, last_users = self._last_sample
         users = runner.user_count
+        if isinstance(runner, MasterRunner):
+            self.lost_workers.update(c.id for c in runner.clients.all if c.state == STATE_MISSING)
         # Trapezoid: the user count moved from last_users to users during the interval.
         self.vu_seconds += (now - last_time) * (last_users + users) / 2.0
         self.peak_users = max(self.peak_users, users)
@@ -258,7 +305,7 @@ class RunSummary:
             return
         self._finish_sampling()
         verdict = self.current_verdict()
-        passed = verdict.passed and not self.aborted_reason
+        passed = verdict.passed and not self.aborted_reason and not self.lost_workers
         if environment.process_exit_code is None:
             environment.process_exit_code = EXIT_PASSED if passed else EXIT_THRESHOLDS
         environment.kit_verdict = {"passed": passed, "text": verdict.text()}
@@ -288,11 +335,24 @@ class RunSummary:
             "vu_hours": round(self.vu_hours, 6),
             "aborted": self.aborted_reason or None,
             "locust_exit_code": exit_code,
+            "workers": self.workers_report(),
         }
         self.summary = build_summary(rows, total, errors, self.verdict, meta)
+        workers = meta["workers"]
+        if workers and workers["lost"]:
+            # Less load than planned was sent: the result cannot pass as if nothing happened.
+            self.summary["verdict"]["passed"] = False
+            self.summary["verdict"]["text"] = f"FAILED ({len(workers['lost'])} worker(s) lost during the run)"
+        if workers and workers["version_mismatch"]:
+            log.warning(
+                "Workers with another Locust version than the master's %s: %s",
+                locust.__version__,
+                ", ".join(f"{w} ({v})" for w, v in workers["version_mismatch"].items()),
+            )
         if self.aborted_reason:
             self.summary["verdict"]["text"] = f"FAILED (stopped early: {self.aborted_reason})"
-        self.environment.kit_verdict = {"passed": self.verdict.passed, "text": self.summary["verdict"]["text"]}
+        passed = self.summary["verdict"]["passed"]
+        self.environment.kit_verdict = {"passed": passed, "text": self.summary["verdict"]["text"]}
         self.environment.kit_summary = self.summary
         options = self.environment.parsed_options
         prefix = getattr(options, "csv_prefix", None) if options else None
