@@ -564,7 +564,7 @@ def judge_run(
         print("        Is the target running and is TARGET_HOST / --host right?")
         return EXIT_NO_RESULTS, summary
     if not summary["verdict"]["passed"]:
-        print(f"RESULT: FAILED - {summary['verdict']['text']}")
+        print(f"RESULT: {summary['verdict']['text']}")
         for check in summary["verdict"]["checks"]:
             breached = check["status"] == "fail" or (
                 check["status"] == "no data" and summary["verdict"]["insufficient_data"] == "fail"
