@@ -132,8 +132,8 @@ def helper_check(args: list[str], env: dict, where: str) -> None:
             args = args + extra
         result = run([PYTHON, "locust_helper.py", *args], env=env, timeout=60)
     elif args[0] in HELPER_AS_IS:
-        result = run([PYTHON, "locust_helper.py", *args, *(["--reports-dir", "/nonexistent"] if args[0] == "budget" else [])],
-                     env=env, timeout=60)  # fmt: skip
+        ledger = ["--reports-dir", "/nonexistent"] if args[0] == "budget" else []
+        result = run([PYTHON, "locust_helper.py", *args, *ledger], env=env, timeout=60)
         if args[0] == "budget":
             assert result.returncode in (0, 3), f"{where}: {result.output}"
             return
