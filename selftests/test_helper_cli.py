@@ -7,6 +7,11 @@ import pytest
 from selftests.conftest import REPO_ROOT, assert_no_traceback, helper
 
 
+def command_line(stdout: str) -> str:
+    """The '$ locust ...' line a helper command printed."""
+    return next(line for line in stdout.splitlines() if line.startswith("$ "))
+
+
 def test_list_names_every_scenario_with_its_file():
     result = helper("list")
     assert result.returncode == 0
@@ -22,7 +27,7 @@ def test_dry_run_prints_the_exact_locust_command(tmp_path):
         "--tags", "browse", "--reports-dir", str(tmp_path), "--dry-run", "--", "--loglevel", "DEBUG",
     )  # fmt: skip
     assert result.returncode == 0, result.output
-    line = result.stdout.strip().splitlines()[0]
+    line = command_line(result.stdout)
     assert line.startswith("$ locust -f tests/basic_test.py ")
     words = shlex.split(line[2:])
     for flag, value in [("--users", "7"), ("--spawn-rate", "3"), ("--run-time", "1h30m"), ("--tags", "browse")]:
@@ -38,7 +43,7 @@ def test_settings_come_from_the_env_file(tmp_path):
     env_file.write_text("TARGET_HOST=http://127.0.0.1:7777\nLOAD_USERS=4\nLOAD_DURATION=2m\n")
     result = helper("--env-file", str(env_file), "run", "basic", "--dry-run")
     assert result.returncode == 0, result.output
-    words = shlex.split(result.stdout.splitlines()[0][2:])
+    words = shlex.split(command_line(result.stdout)[2:])
     assert words[words.index("--host") + 1] == "http://127.0.0.1:7777"
     assert words[words.index("--users") + 1] == "4"
     assert words[words.index("--run-time") + 1] == "2m"
@@ -101,7 +106,7 @@ def test_help_documents_the_exit_codes():
 def test_ui_dry_run_binds_to_localhost():
     result = helper("ui", "basic", "--dry-run")
     assert result.returncode == 0
-    words = shlex.split(result.stdout.splitlines()[0][2:])
+    words = shlex.split(command_line(result.stdout)[2:])
     assert words[words.index("--web-host") + 1] == "127.0.0.1"
     assert "--headless" not in words
 
