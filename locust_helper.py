@@ -538,6 +538,10 @@ def judge_run(
     try:
         rows, total, errors = read_results(folder)
     except FileNotFoundError:
+        if locust_exit == EXIT_USAGE:
+            # Locust stopped before it started: a bad setting, threshold or document (said above).
+            print("RESULT: not started - a setting or a locustfile was refused (see the error above)")
+            return EXIT_USAGE, None
         print(f"RESULT: no results - Locust exited with code {locust_exit} and wrote no statistics in {folder}/")
         return EXIT_NO_RESULTS, None
     summary = load_or_build_summary(folder, rows, total, errors, settings, scenario)

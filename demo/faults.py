@@ -13,15 +13,21 @@ Knobs:
     error_ratio    share of requests answered with error_status (0.0 to 1.0)
     error_status   the HTTP status of an injected error (default 500)
     fail_endpoint  a path prefix that always fails, e.g. "/api/cart" ("" = none)
+    error_body     the body of an injected error: "json" ({"error": ...}, the default),
+                   "graphql" ({"errors": [...], "data": null}), "html" (a proxy's error
+                   page) or "text" (plain text); with error_status 200 it answers a
+                   success status with that body (a login page in front of the API)
 
 The admin paths (/__faults, /__stats) are never slowed down or failed.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import asdict, dataclass
+from http import HTTPStatus
 
 
 class FaultError(ValueError):
@@ -34,6 +40,7 @@ class Faults:
     error_ratio: float = 0.0
     error_status: int = 500
     fail_endpoint: str = ""
+    error_body: str = "json"
 
     def update(self, values: dict) -> None:
         """Check every value first, then apply them all (nothing half-applied)."""
@@ -44,14 +51,20 @@ class Faults:
             elif key == "error_ratio":
                 checked[key] = _number(key, value, 0, 1)
             elif key == "error_status":
-                status = int(_number(key, value, 400, 599))
+                status = int(_number(key, value, 200, 599))
                 checked[key] = status
             elif key == "fail_endpoint":
                 if not isinstance(value, str) or (value and not value.startswith("/")):
                     raise FaultError(f"fail_endpoint={value!r}: a path starting with / (or empty) is needed")
                 checked[key] = value
+            elif key == "error_body":
+                if value not in ERROR_BODIES:
+                    raise FaultError(f"error_body={value!r}: one of {', '.join(ERROR_BODIES)} is needed")
+                checked[key] = value
             else:
-                raise FaultError(f"unknown knob {key!r}: use latency_ms, error_ratio, error_status, fail_endpoint")
+                raise FaultError(
+                    f"unknown knob {key!r}: use latency_ms, error_ratio, error_status, fail_endpoint, error_body"
+                )
         for key, value in checked.items():
             setattr(self, key, value)
 
@@ -91,6 +104,29 @@ class FaultCounter:
     def as_dict(self) -> dict:
         with self._lock:
             return {"requests": dict(self.requests), "injected_errors": dict(self.injected)}
+
+
+ERROR_BODIES = ("json", "graphql", "html", "text")
+
+
+def injected_answer(faults: Faults, route: str) -> tuple[int, list, bytes]:
+    """(status, headers, body) of an injected error, shaped by faults.error_body."""
+    status, message = faults.error_status, f"injected fault ({route})"
+    if faults.error_body == "html":
+        try:
+            title = f"{status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            title = str(status)
+        page = f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        page += "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        return status, [("Content-Type", "text/html")], page.encode()
+    if faults.error_body == "text":
+        return status, [("Content-Type", "text/plain")], message.encode()
+    if faults.error_body == "graphql":
+        payload = {"errors": [{"message": message, "extensions": {"code": "INJECTED_FAULT"}}], "data": None}
+    else:
+        payload = {"error": message}
+    return status, [("Content-Type", "application/json")], json.dumps(payload, separators=(",", ":")).encode()
 
 
 def should_fail(faults: Faults, path: str, rng: random.Random = random._inst) -> bool:

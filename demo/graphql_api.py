@@ -3,6 +3,8 @@
 The schema is below in SDL. Things worth load testing are in it on purpose:
     * fields that need a login token (``cart``, ``me``, ``addToCart``);
     * a mutation that answers errors for bad input (``addToCart`` with quantity 0);
+    * partial data: ``productsByIds`` answers the known products and, for every
+      unknown id, a null in the list plus an error whose path points at it;
     * a slow field (``slowReport``) whose delay you choose;
     * a mutation that publishes to Redis (``postMessage``) when Redis is configured.
 
@@ -60,6 +62,8 @@ type Query {
   products(limit: Int = 20, category: String): [Product!]!
   "One product, or null when the id is unknown."
   product(id: ID!): Product
+  "Several products in the order asked; an unknown id gives null there and an error (partial data)."
+  productsByIds(ids: [ID!]!): [Product]!
   "The logged-in user. Needs the Authorization header."
   me: User!
   "The logged-in user's cart. Needs the Authorization header."
@@ -125,6 +129,16 @@ class GraphQLApi:
         def product(_root, _info, id):
             return PRODUCTS_BY_ID.get(int(id)) if str(id).isdigit() else None
 
+        def products_by_ids(_root, _info, ids):
+            if len(ids) > 100:
+                raise _error("at most 100 ids at once", "BAD_USER_INPUT")
+            found = []
+            for raw in ids:
+                item = PRODUCTS_BY_ID.get(int(raw)) if str(raw).isdigit() else None
+                # An Exception as a list item becomes null plus an error at that item's path.
+                found.append(item or _error(f"no product with id {raw!r}", "NOT_FOUND"))
+            return found
+
         def slow_report(_root, _info, delayMs=100):
             delay = max(0, min(int(delayMs), 5000))
             started = time.perf_counter()
@@ -150,13 +164,23 @@ class GraphQLApi:
         def post_message(_root, info, channel, text):
             if self.app.publisher is None:
                 raise _error("chat is not configured: start the demo with a Redis URL", "NOT_CONFIGURED")
+            from demo.chat import ChatError
+
             user = need_user(info)
-            receivers = self.app.publisher(channel, text, user)
+            try:
+                if hasattr(self.app.publisher, "publish"):
+                    receivers = self.app.publisher.publish(channel, text, user)["receivers"]
+                else:
+                    receivers = self.app.publisher(channel, text, user)
+            except ChatError as error:
+                code = "BAD_USER_INPUT" if error.status == 400 else "UNAVAILABLE"
+                raise _error(error.message, code) from None
             return {"channel": channel, "text": text, "receivers": receivers}
 
         query["health"].resolve = lambda _root, _info: "ok"
         query["products"].resolve = products
         query["product"].resolve = product
+        query["productsByIds"].resolve = products_by_ids
         query["me"].resolve = lambda _root, info: {"username": need_user(info)}
         query["cart"].resolve = lambda _root, info: cart_view(need_user(info))
         query["slowReport"].resolve = slow_report

@@ -42,6 +42,9 @@ KIT_VARIABLES = [
     "DD_SERVICE",
     "DD_VERSION",
     "SLACK_WEBHOOK_URL",
+    "GRAPHQL_PATH",
+    "GRAPHQL_SCHEMA",
+    "GRAPHQL_PARTIAL_DATA",
     "GITHUB_STEP_SUMMARY",
 ]
 
@@ -51,10 +54,12 @@ def clean_environment(tmp_path_factory):
     """An empty ENV_FILE and none of the kit's variables: every test starts from the defaults."""
     empty = tmp_path_factory.mktemp("env") / "empty.env"
     empty.write_text("")
-    saved = {k: os.environ.get(k) for k in [*KIT_VARIABLES, "ENV_FILE"]}
+    saved = {k: os.environ.get(k) for k in [*KIT_VARIABLES, "ENV_FILE", "THRESHOLDS_FILE"]}
     for key in KIT_VARIABLES:
         os.environ.pop(key, None)
     os.environ["ENV_FILE"] = str(empty)
+    # Short runs on a shared machine: the default rules, with one request as enough data.
+    os.environ["THRESHOLDS_FILE"] = str(REPO_ROOT / "selftests" / "thresholds-test.toml")
     yield
     for key, value in saved.items():
         if value is None:
@@ -94,7 +99,7 @@ class DemoTarget:
         assert status == 200, body
 
     def reset(self) -> None:
-        self.set_faults(latency_ms=0, error_ratio=0, error_status=500, fail_endpoint="")
+        self.set_faults(latency_ms=0, error_ratio=0, error_status=500, fail_endpoint="", error_body="json")
         http_json("POST", f"{self.url}/__stats/reset", {})
 
     def stats(self) -> dict:

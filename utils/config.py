@@ -102,6 +102,15 @@ def parse_float(text: str, name: str, minimum_exclusive: float = 0.0, example: s
     return number
 
 
+def parse_bool(text: str, name: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise _bad(name, text, "true or false is needed", "true")
+
+
 def parse_port(text: str, name: str, example: str = "8125") -> int:
     try:
         port = int(str(text).strip())
@@ -202,6 +211,20 @@ class Settings:
     dd_version: str = ""
     # Slack
     slack_webhook_url: str = field(default="", metadata={"secret": True})
+    # Thresholds (utils/thresholds.py): a file, extra rules, abort on breach
+    thresholds_file: str = ""
+    thresholds: str = ""
+    thresholds_abort: bool = False
+    # Virtual-user hours
+    vu_hours_budget: float = 200.0
+    # Load shape (utils/shapes.py): a preset name or explicit stages; empty = constant load
+    load_preset: str = ""
+    load_stages: str = ""
+    stages: tuple = ()
+    # GraphQL (utils/graphql_client.py)
+    graphql_path: str = "/graphql"
+    graphql_schema: str = ""
+    graphql_partial_data: str = "fail"
     # Where the settings came from (for messages)
     env_file: str = ""
 
@@ -269,13 +292,47 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         raise _bad("DD_SITE", dd_site, "a Datadog site name is needed", "datadoghq.eu")
     if dd_url.strip() and not re.match(r"^(udp|unix)://.+", dd_url.strip()):
         raise _bad("DD_DOGSTATSD_URL", dd_url, "udp://host:port or unix:///path is needed", "udp://127.0.0.1:8125")
+    if dd_url.strip().startswith("udp://"):
+        try:
+            udp = urlsplit(dd_url.strip())
+            udp_ok = bool(udp.hostname) and (udp.port is None or 1 <= udp.port <= 65535)
+        except ValueError:
+            udp_ok = False
+        if not udp_ok:
+            raise _bad(
+                "DD_DOGSTATSD_URL", dd_url, "a host and a port from 1 to 65535 are needed", "udp://127.0.0.1:8125"
+            )
+    dd_host = env.get("DD_AGENT_HOST", "").strip()
+    if dd_host and not re.fullmatch(r"[A-Za-z0-9.:_-]+", dd_host):
+        raise _bad("DD_AGENT_HOST", dd_host, "a host name or IP address (no http://, no port) is needed", "127.0.0.1")
+
+    users_value = parse_int(users, users_name, 1, "10")
+    duration_value = parse_duration(duration, duration_name)
+    preset, preset_name = get("LOAD_PRESET", "", "preset")
+    stages_text, stages_name = get("LOAD_STAGES", "", "stages")
+    preset, stages_text = preset.strip().lower(), stages_text.strip()
+    from utils import shapes  # here, not at the top: shapes imports this module
+
+    if preset and stages_text:
+        raise ConfigError(
+            f"{preset_name}={preset!r} and {stages_name}={stages_text!r} contradict each other: "
+            "choose a preset or your own stages, not both"
+        )
+    if stages_text:
+        stages = shapes.parse_stages(stages_text, stages_name)
+    elif preset:
+        if preset not in shapes.PRESETS:
+            raise _bad(preset_name, preset, f"one of {', '.join(shapes.PRESETS)} is needed", "load")
+        stages = shapes.preset_stages(preset, users_value, duration_value)
+    else:
+        stages = []
 
     return Settings(
         target_host=parse_http_url(host, host_name),
-        users=parse_int(users, users_name, 1, "10"),
+        users=users_value,
         spawn_rate=parse_float(rate, rate_name, 0, "2"),
         duration=duration.strip(),
-        duration_seconds=parse_duration(duration, duration_name),
+        duration_seconds=duration_value,
         login_username=get("LOGIN_USERNAME", Settings.login_username)[0].strip(),
         login_password=get("LOGIN_PASSWORD", Settings.login_password)[0],
         redis_url=parse_redis_url(redis_url),
@@ -291,8 +348,50 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         slack_webhook_url=parse_http_url(slack, "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXX")
         if slack.strip()
         else "",
+        thresholds_file=get("THRESHOLDS_FILE", "", "thresholds_file")[0].strip(),
+        thresholds=get("THRESHOLDS", "", "thresholds")[0].strip(),
+        thresholds_abort=parse_bool(*get("THRESHOLDS_ABORT", "false", "thresholds_abort")),
+        vu_hours_budget=parse_float(*get("VU_HOURS_BUDGET", "200", "vu_hours_budget"), 0, "200"),
+        load_preset=preset,
+        load_stages=stages_text,
+        stages=tuple(stages),
+        graphql_path=parse_graphql_path(get("GRAPHQL_PATH", Settings.graphql_path)[0]),
+        graphql_schema=parse_graphql_schema(env.get("GRAPHQL_SCHEMA", "")),
+        graphql_partial_data=parse_choice(
+            get("GRAPHQL_PARTIAL_DATA", Settings.graphql_partial_data)[0], "GRAPHQL_PARTIAL_DATA", ("fail", "accept")
+        ),
         env_file=env.get("_ENV_FILE", ""),
     )
+
+
+def parse_choice(text: str, name: str, choices: tuple[str, ...]) -> str:
+    value = str(text).strip().lower()
+    if value not in choices:
+        raise _bad(name, text, f"one of {', '.join(choices)} is needed", choices[0])
+    return value
+
+
+def parse_graphql_path(text: str, name: str = "GRAPHQL_PATH") -> str:
+    """The GraphQL endpoint: a path on TARGET_HOST (/graphql) or a full http(s):// URL."""
+    value = str(text).strip()
+    if "://" in value:
+        return parse_http_url(value, name, "/graphql")
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise _bad(name, text, "a path starting with / (or a full http:// URL) is needed", "/graphql")
+    return value
+
+
+def parse_graphql_schema(text: str, name: str = "GRAPHQL_SCHEMA") -> str:
+    """'' (no check), 'introspect' (ask the target once per run) or a schema file (SDL)."""
+    value = str(text).strip()
+    if value in ("", "introspect"):
+        return value
+    path = Path(value)
+    if not path.is_absolute() and not path.exists():
+        path = REPO_ROOT / value
+    if not path.is_file():
+        raise _bad(name, text, "'introspect' or the path of a schema file (SDL) is needed", "schema.graphql")
+    return str(path)
 
 
 _cached: Settings | None = None

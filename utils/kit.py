@@ -22,6 +22,7 @@ from utils.datadog_reporter import DatadogReporter
 from utils.results import FinalResultsWriter
 from utils.slack_notifier import SlackNotifier
 from utils.summary import RunSummary
+from utils.web_ui import ThresholdsTab
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def _on_init(environment, **_kwargs) -> None:
     environment.kit_results = FinalResultsWriter(environment).register()
     # 2. Thresholds, virtual-user hours, summary.md / summary.json.
     environment.kit_summary_listener = RunSummary(environment, _thresholds).register()
+    # 3. A "Thresholds" tab in the web UI (when there is one), with live pass/fail.
+    environment.kit_thresholds_tab = ThresholdsTab(environment, environment.kit_summary_listener).register()
     # 3. Datadog, when DD_AGENT_HOST, DD_DOGSTATSD_URL or DD_API_KEY is set: per-request
     #    metrics from every process that runs users, start/stop events from the master.
     environment.kit_datadog = DatadogReporter.from_settings(environment)
@@ -72,15 +75,22 @@ def _on_init(environment, **_kwargs) -> None:
     environment.kit_slack = SlackNotifier.from_settings(environment)
 
 
-def install() -> None:
+def install(thresholds_file: str | None = None) -> None:
     """Check the settings and thresholds, then attach the kit's listeners to Locust's
     init event. Safe to call twice. A bad setting or threshold stops here with one
-    line and exit code 2, before any load is sent."""
+    line and exit code 2, before any load is sent.
+
+    ``thresholds_file``: this locustfile's own thresholds, used unless THRESHOLDS_FILE
+    (or the helper's --thresholds) names another; without it, thresholds/default.toml.
+    """
     global _installed, _thresholds
     if _installed:
         return
     try:
-        _thresholds = th.from_settings(get_settings())
+        settings = get_settings()
+        _thresholds = th.load(
+            settings.thresholds_file or thresholds_file, settings.thresholds, settings.thresholds_abort or None
+        )
     except ConfigError as error:
         sys.stderr.write(f"error: {error}\n")
         raise SystemExit(2) from None
