@@ -12,6 +12,8 @@ REST endpoints (JSON unless said otherwise):
     POST /api/cart               {"product_id", "quantity"} -> the cart (needs the token)
     GET  /  and /static/index.html   a static HTML page
     POST /graphql                GraphQL (see demo/graphql_api.py)
+    POST /api/chat               {"channel", "text"} -> {"channel", "seq", "receivers"}: publishes
+                                 to Redis (needs the token, and the demo started with --redis-url)
 
 Admin endpoints (never slowed down or failed by the fault knobs):
     GET/POST /__faults           read or change the fault knobs (demo/faults.py)
@@ -32,7 +34,7 @@ from pathlib import Path
 import gevent
 
 from demo import graphql_api
-from demo.faults import FaultCounter, FaultError, Faults, should_fail
+from demo.faults import FaultCounter, FaultError, Faults, injected_answer, should_fail
 
 STATIC_PAGE = (Path(__file__).parent / "static" / "index.html").read_bytes()
 
@@ -133,7 +135,7 @@ class DemoApp:
         if self.faults.latency_ms:
             gevent.sleep(self.faults.latency_ms / 1000.0)
         if injected:
-            return _json(self.faults.error_status, {"error": f"injected fault ({route})"})
+            return injected_answer(self.faults, route)
         try:
             return self.route(method, path, environ)
         except HttpError as error:
@@ -166,9 +168,27 @@ class DemoApp:
                 return _json(200, self.state.add_to_cart(user, body.get("product_id"), body.get("quantity")))
         if path == "/graphql" and method == "POST":
             return self.graphql.handle(environ)
-        if path in ("/health", "/api/login", "/api/products", "/graphql", "/api/cart"):
+        if path == "/api/chat" and method == "POST":
+            return self.post_chat(environ)
+        if path in ("/health", "/api/login", "/api/products", "/graphql", "/api/cart", "/api/chat"):
             raise HttpError(405, f"{method} is not allowed on {path}")
         raise HttpError(404, f"nothing at {path}")
+
+    def post_chat(self, environ) -> tuple[int, list, bytes]:
+        """POST /api/chat {"channel", "text"} -> {"channel", "seq", "receivers"}: publishes to Redis."""
+        from demo.chat import ChatError
+
+        user = self.state.user_for(environ.get("HTTP_AUTHORIZATION", ""))
+        if self.publisher is None:
+            raise HttpError(503, "chat is not configured: start the demo with --redis-url")
+        body = _read_json(environ)
+        channel, text = body.get("channel"), body.get("text")
+        try:
+            if not hasattr(self.publisher, "publish"):  # a plain publisher(channel, text, user) -> receivers
+                return _json(200, {"channel": channel, "receivers": self.publisher(channel, text, user)})
+            return _json(200, self.publisher.publish(channel, text, user))
+        except ChatError as error:
+            raise HttpError(error.status, error.message) from None
 
     # -- admin ---------------------------------------------------------------
     def admin(self, method: str, path: str, environ) -> tuple[int, list, bytes]:
