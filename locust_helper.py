@@ -28,6 +28,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,6 +62,13 @@ class Scenario:
     name: str
     file: str
     description: str
+    # Locust options this scenario needs by default (an option given after -- wins).
+    locust_args: tuple[str, ...] = ()
+
+
+# Pub/Sub accounting is exact only when every user may finish what it is doing at the
+# end (a message half-way counts as lost otherwise): 5 s to finish, then the run ends.
+FINISH_IN_FLIGHT = ("--stop-timeout", "5")
 
 
 SCENARIOS = {
@@ -68,7 +76,18 @@ SCENARIOS = {
     for s in [
         Scenario("basic", "tests/basic_test.py", "REST shoppers: log in, browse products, fill a cart"),
         Scenario("graphql", "tests/graphql_test.py", "GraphQL shoppers: a row per operation, errors in a 200 fail"),
-        Scenario("redis", "tests/redis_test.py", "Redis Pub/Sub chat: publish, fan out, end-to-end latency, lost"),
+        Scenario(
+            "redis",
+            "tests/redis_test.py",
+            "Redis Pub/Sub chat: publish, fan out, end-to-end latency, lost",
+            FINISH_IN_FLIGHT,
+        ),
+        Scenario(
+            "complete",
+            "tests/complete_example.py",
+            "all together: REST, GraphQL, app -> Redis -> subscribers",
+            FINISH_IN_FLIGHT,
+        ),
     ]
 }
 
@@ -154,8 +173,10 @@ def distributed_options(args) -> list[str]:
                 file=sys.stderr,
                 flush=True,
             )
-        # --processes forks N workers and makes this process their master.
-        return ["--processes", str(workers)]
+        # --processes forks N workers and makes this process their master. They talk over a
+        # free local port (Locust's default, 5557, may be held by another run on this machine).
+        port = str(free_local_port())
+        return ["--processes", str(workers), "--master-bind-port", port, "--master-port", port]
     if master:
         expected = args.expect_workers if args.expect_workers is not None else 1
         if expected < 1:
@@ -168,6 +189,12 @@ def distributed_options(args) -> list[str]:
             options += ["--master-bind-port", str(args.master_bind_port)]
         return options
     return []
+
+
+def free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def build_worker(sub) -> None:
@@ -409,7 +436,8 @@ def cmd_run(args, passthrough) -> int:
     folder = new_run_folder(args.reports_dir, scenario)
     command = locust_base_command(scenario, settings, args) + ["--headless"]
     command += distributed_options(args)
-    command += ["--csv", str(folder / CSV_PREFIX), "--html", str(folder / "report.html"), *passthrough]
+    command += ["--csv", str(folder / CSV_PREFIX), "--html", str(folder / "report.html")]
+    command += scenario_defaults(scenario, passthrough) + passthrough
     if settings.stages:
         print(f"Load shape: {shapes.describe(list(settings.stages))} ({run_seconds(settings)} s)", flush=True)
     planned = planned_vu_hours(settings)
@@ -419,6 +447,14 @@ def cmd_run(args, passthrough) -> int:
         return EXIT_OK
     folder.mkdir(parents=True, exist_ok=True)
     return execute_run(command, folder, settings, scenario, planned)
+
+
+def scenario_defaults(scenario: Scenario, passthrough: list[str]) -> list[str]:
+    """The scenario's default Locust options that the user did not give after --."""
+    defaults = list(scenario.locust_args)
+    if defaults and defaults[0] in passthrough:
+        return []
+    return defaults
 
 
 def check_budget(planned: float, settings: config.Settings, reports_dir: Path, enforce: bool, ignore: bool) -> None:

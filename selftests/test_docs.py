@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -115,9 +116,8 @@ def check_paths(words: list[str], where: str) -> None:
         )
         if looks_like_path and not word.startswith(("reports/", "/tmp/")) and "*" not in word:
             for candidate in word.split(",") if "," in word else [word]:
-                assert (REPO_ROOT / candidate).exists() or candidate in (".env", "schema.graphql"), (
-                    f"{where}: {candidate} does not exist"
-                )
+                known = (REPO_ROOT / candidate).exists() or (REPO_ROOT / ".github/workflows" / candidate).exists()
+                assert known or candidate in (".env", "schema.graphql"), f"{where}: {candidate} does not exist"
 
 
 def helper_check(args: list[str], env: dict, where: str) -> None:
@@ -184,6 +184,10 @@ def test_command_in_the_docs(doc, line, command, tmp_path):
         elif program in ("locust", ".venv/bin/locust"):
             files = words[words.index("-f") + 1] if "-f" in words else "locustfile.py"
             result = run([PYTHON, "-m", "locust", "-f", files, "--list"], env=env, timeout=60)
+            assert result.returncode == 0, f"{where}: {result.output}"
+        elif program == "actionlint":
+            binary = str(Path(PYTHON).parent / "actionlint")
+            result = run([binary, *words[1:]], timeout=60)
             assert result.returncode == 0, f"{where}: {result.output}"
         elif program.startswith("./") or program.startswith(".ci/"):
             assert (REPO_ROOT / program).exists(), where
