@@ -605,13 +605,9 @@ def judge_run(
         return EXIT_NO_RESULTS, summary
     if not summary["verdict"]["passed"]:
         print(f"RESULT: {summary['verdict']['text']}")
-        for check in summary["verdict"]["checks"]:
-            breached = check["status"] == "fail" or (
-                check["status"] == "no data" and summary["verdict"]["insufficient_data"] == "fail"
-            )
-            if breached:
-                value = th.format_value(check["threshold"].rsplit(":", 1)[1].split()[0], check["value"])
-                print(f"        {check['threshold']}  [{check['row']}: measured {value}] {check['note']}".rstrip())
+        for check in th.breached_checks(summary["verdict"]):
+            value = th.format_value(check["threshold"].rsplit(":", 1)[1].split()[0], check["value"])
+            print(f"        {check['threshold']}  [{check['row']}: measured {value}] {check['note']}".rstrip())
         for failure in errors[:5]:
             print(
                 f"        {failure['occurrences']:>6} x {failure['method']} {failure['name']}: {failure['error'][:110]}"

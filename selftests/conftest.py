@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,3 +178,18 @@ def run_folder(output: str) -> Path:
 
 def assert_no_traceback(completed: Completed) -> None:
     assert "Traceback (most recent call last)" not in completed.output, completed.output
+
+
+def start_swarm(base: str, users: int, host: str, wait_seconds: float = 20.0) -> None:
+    """Wait until Locust's web UI at BASE answers, then start USERS users through its form (POST /swarm)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            urllib.request.urlopen(base + "/", timeout=1).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    form = urllib.parse.urlencode({"user_count": users, "spawn_rate": users, "host": host}).encode()
+    urllib.request.urlopen(urllib.request.Request(base + "/swarm", data=form), timeout=5).read()

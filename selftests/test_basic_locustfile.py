@@ -9,7 +9,16 @@ import urllib.request
 
 import pytest
 
-from selftests.conftest import PYTHON, REPO_ROOT, assert_no_traceback, free_port, helper, run, run_folder
+from selftests.conftest import (
+    PYTHON,
+    REPO_ROOT,
+    assert_no_traceback,
+    free_port,
+    helper,
+    run,
+    run_folder,
+    start_swarm,
+)
 
 EXPECTED_ROWS = {
     "POST /api/login": "POST /api/login",
@@ -132,14 +141,7 @@ def test_ui_serves_locusts_web_ui_and_runs_a_test(demo, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        form = urllib.parse.urlencode({"user_count": 5, "spawn_rate": 5, "host": demo.url}).encode()
-        urllib.request.urlopen(urllib.request.Request(base + "/swarm", data=form), timeout=5).read()
+        start_swarm(base, users=5, host=demo.url)
         time.sleep(4)
         stats = json.loads(urllib.request.urlopen(base + "/stats/requests", timeout=5).read())
         total = next(s for s in stats["stats"] if s["name"] == "Aggregated")

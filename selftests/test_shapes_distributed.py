@@ -7,13 +7,11 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from selftests.conftest import PYTHON, REPO_ROOT, assert_no_traceback, free_port, helper, run_folder
+from selftests.conftest import PYTHON, REPO_ROOT, assert_no_traceback, free_port, helper, run_folder, start_swarm
 from utils import shapes
 from utils.config import ConfigError, load_settings
 
@@ -196,14 +194,7 @@ def test_thresholds_tab_in_the_web_ui_in_headless_chromium(demo):
     base = f"http://127.0.0.1:{port}"
     profile = tempfile.mkdtemp(prefix="chromium-")
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        form = urllib.parse.urlencode({"user_count": 5, "spawn_rate": 5, "host": demo.url}).encode()
-        urllib.request.urlopen(urllib.request.Request(base + "/swarm", data=form), timeout=5).read()
+        start_swarm(base, users=5, host=demo.url)
         time.sleep(6)
         dom = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -19,6 +19,7 @@ import os
 import requests
 
 from utils.config import get_settings
+from utils.thresholds import breached_checks
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,7 @@ def build_message(summary: dict) -> dict:
         extra.append(f"*Users:* {summary['peak_users']}")
     if summary.get("vu_hours") is not None:
         extra.append(f"*VU-hours:* {summary['vu_hours']:.3f}")
-    breached = [
-        c
-        for c in verdict.get("checks", [])
-        if c["status"] == "fail" or (c["status"] == "no data" and verdict.get("insufficient_data") == "fail")
-    ]
+    breached = breached_checks(verdict)
     lines = [title, figures, "   ".join(extra), f"*Verdict:* {verdict['text']}"]
     for check in breached[:5]:
         value = "no data" if check["value"] is None else f"{check['value']:.4g}"

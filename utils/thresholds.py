@@ -278,6 +278,14 @@ class Verdict:
         }
 
 
+def breached_checks(verdict: dict) -> list[dict]:
+    """The checks of a verdict (as in summary.json) that make it fail."""
+    fail_on_no_data = verdict.get("insufficient_data") == "fail"
+    return [
+        c for c in verdict.get("checks", []) if c["status"] == "fail" or (c["status"] == "no data" and fail_on_no_data)
+    ]
+
+
 def describe(check: Check) -> str:
     if check.status == "no data":
         return f"{check.rule.pattern}: {check.rule.text} - no data ({check.samples} samples; {check.note})"
