@@ -69,6 +69,10 @@ class ShopVisitor(FastHttpUser):
     # machine allows, which is a stress test, not a model of real visitors.
     wait_time = between(1, 3)
 
+    # Sent with every request: marks it as load-test traffic, with the run's id,
+    # so the app's logs and APM traces can tell it apart from real visitors.
+    default_headers = kit.traffic_headers()
+
     def on_start(self) -> None:
         """Runs once per user, before its first task: log in, like a real visitor."""
         self.token = None
