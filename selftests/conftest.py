@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -193,3 +194,63 @@ def start_swarm(base: str, users: int, host: str, wait_seconds: float = 20.0) ->
             time.sleep(0.2)
     form = urllib.parse.urlencode({"user_count": users, "spawn_rate": users, "host": host}).encode()
     urllib.request.urlopen(urllib.request.Request(base + "/swarm", data=form), timeout=5).read()
+
+
+# ---------------------------------------------------------------------------
+# The suite's one long run (20 users x 60 s, for the VU-hours figure) starts as soon as
+# the tests are collected and runs while the others do; its test only reads the result.
+# ---------------------------------------------------------------------------
+
+LONG_RUN_TEST = "test_vu_hours_of_a_20_user_60_second_run"
+
+
+@dataclass
+class BackgroundRun:
+    process: subprocess.Popen
+    demo: DemoTarget
+    reports: Path
+    output: Path
+
+    def wait(self, timeout: float = 150) -> Completed:
+        started = time.monotonic()
+        self.process.wait(timeout=timeout)
+        text = self.output.read_text()
+        return Completed(self.process.returncode, text, "", time.monotonic() - started)
+
+    def stop(self) -> None:
+        for process in (self.process, self.demo.process):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def pytest_collection_finish(session):
+    if not any(LONG_RUN_TEST in item.nodeid for item in session.items):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="kit-long-run-"))
+    (folder / "empty.env").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in KIT_VARIABLES}
+    env.update(ENV_FILE=str(folder / "empty.env"), THRESHOLDS_FILE=str(REPO_ROOT / "selftests/thresholds-test.toml"))
+    demo = start_demo()
+    output = folder / "output.txt"
+    command = [PYTHON, str(REPO_ROOT / "locust_helper.py"), "run", "basic", "-H", demo.url, "-u", "20", "-r", "20",
+               "-t", "60s", "--reports-dir", str(folder / "reports"), "--", "--only-summary"]  # fmt: skip
+    with output.open("w") as handle:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    session.config.kit_long_run = BackgroundRun(process, demo, folder / "reports", output)
+
+
+def pytest_sessionfinish(session):
+    long_run = getattr(session.config, "kit_long_run", None)
+    if long_run is not None:
+        long_run.stop()
+
+
+@pytest.fixture
+def long_run(request) -> BackgroundRun:
+    run = getattr(request.config, "kit_long_run", None)
+    assert run is not None, f"the long run starts only when {LONG_RUN_TEST} is collected"
+    return run
