@@ -49,11 +49,18 @@ def main() -> int:
                 locust_rps(str(REPO_ROOT / "bench/locustfiles/minimal_fasthttp.py"), url, args.users, args.seconds)
             )
         for name, runs in (("basic_test user (no think time)", basic), ("minimal FastHttpUser", minimal)):
-            figures = ", ".join(f"{r['rps']:.0f} rps ({r['failures']} failures)" for r in runs)
+            figures = ", ".join(
+                f"{r['rps']:.0f} rps ({r['failures']} failures, {r['cpu_us']:.0f} us CPU each)" for r in runs
+            )
             print(f"{name:<34} {figures}")
         best_basic = max(r["rps"] for r in basic)
         best_minimal = max(r["rps"] for r in minimal)
         print(ratio_line("ratio basic / minimal (best of each)", best_basic, best_minimal))
+        cpu_basic = min(r["cpu_us"] for r in basic)
+        cpu_minimal = min(r["cpu_us"] for r in minimal)
+        print(f"Locust CPU per request (best): basic {cpu_basic:.0f} us, minimal {cpu_minimal:.0f} us")
+        label = "ratio of CPU per request minimal / basic (less sensitive to a busy machine)"
+        print(ratio_line(label, cpu_minimal, cpu_basic))
     finally:
         process.terminate()
         process.wait(timeout=10)
