@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,6 +56,10 @@ STOP_GRACE_SECONDS = 30
 
 class HelperError(Exception):
     """A usage or configuration problem: printed as one line, exit code 2."""
+
+
+class GateRefused(HelperError):
+    """A gate that refuses a run before it starts (the VU-hour budget): one line, exit code 3."""
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,7 @@ def build_ui(sub) -> None:
     _gate_options(p)
     p.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (default 127.0.0.1)")
     p.add_argument("--web-port", type=int, default=8089, help="port of the web UI (default 8089)")
+    p.add_argument("--reports-dir", default="reports", help="where run folders are made (default: reports)")
     p.set_defaults(func=cmd_ui)
 
 
@@ -415,8 +421,18 @@ def show_command(command: list[str], settings: config.Settings | None = None) ->
     shown = [config.redact_url(part) if "://" in part else part for part in command]
     if shown[:3] == [sys.executable, "-m", "locust"]:
         shown[:3] = ["locust"]
-    if settings is not None and settings.stages:
-        shown.insert(0, f"LOAD_STAGES={shapes.describe(list(settings.stages))}")
+    if settings is not None:
+        # Settings that reach Locust as variables, not flags: shown first, so the line runs as printed.
+        prefix = []
+        if settings.thresholds_file:
+            prefix.append(f"THRESHOLDS_FILE={settings.thresholds_file}")
+        if settings.thresholds:
+            prefix.append(f"THRESHOLDS={settings.thresholds}")
+        if settings.thresholds_abort:
+            prefix.append("THRESHOLDS_ABORT=true")
+        if settings.stages:
+            prefix.append(f"LOAD_STAGES={shapes.describe(list(settings.stages))}")
+        shown = prefix + shown
     return shlex.join(shown)
 
 
@@ -474,7 +490,7 @@ def check_budget(planned: float, settings: config.Settings, reports_dir: Path, e
             f"{settings.vu_hours_budget:g} are left (VU_HOURS_BUDGET)"
         )
         if enforce:
-            raise HelperError(f"{message}: lower --users or --duration, or drop --enforce-budget")
+            raise GateRefused(f"{message}: lower --users or --duration, or drop --enforce-budget")
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
@@ -551,14 +567,22 @@ def execute_run(
         wait_child(process)
     elapsed = time.monotonic() - started
     code, summary = judge_run(folder, process.returncode, elapsed, overran, settings, scenario)
-    if summary is not None:
-        used = summary.get("vu_hours")
-        verdict = {EXIT_OK: "passed", EXIT_GATE_FAILED: "failed"}.get(code, "no results")
-        ledger = budget.Ledger(folder.parent / budget.LEDGER_NAME)
-        ledger.append(folder.name, scenario.name, planned, used, verdict)
-        if used is not None:
-            print(f"VU-hours used: {used:.3f} (recorded in {ledger.path})")
+    record_vu_hours(folder, scenario, planned, summary, code)
     return code
+
+
+def record_vu_hours(folder: Path, scenario: Scenario, planned: float | None, summary: dict | None, code: int) -> None:
+    """Add the run's VU-hours to the ledger (runs against this machine are listed, not counted)."""
+    if summary is None:
+        return
+    used = summary.get("vu_hours")
+    verdict = {EXIT_OK: "passed", EXIT_GATE_FAILED: "failed"}.get(code, "no results")
+    ledger = budget.Ledger(folder.parent / budget.LEDGER_NAME)
+    local = budget.is_local_host(summary.get("host") or "")
+    ledger.append(folder.name, scenario.name, planned, used, verdict, counted=not local)
+    if used is not None:
+        note = " - a run against this machine: listed, not counted in the budget" if local else ""
+        print(f"VU-hours used: {used:.3f} (recorded in {ledger.path}{note})")
 
 
 def judge_run(
@@ -583,12 +607,14 @@ def judge_run(
     summary = load_or_build_summary(folder, rows, total, errors, settings, scenario)
     print(format_table(rows, total))
     print()
-    print(f"Verdict:     {summary['verdict']['text']}")
+    count = total.count if total else 0
+    failures = total.failures if total else 0
+    no_results = overran or locust_exit not in (0, 1, 3) or count == 0 or failures == count
+    if not no_results:
+        print(f"Verdict:     {summary['verdict']['text']}")
     print(f"HTML report: {folder / 'report.html'}")
     print(f"Summary:     {folder / SUMMARY_MD}")
     print(f"CSV files:   {folder}/{CSV_PREFIX}_*.csv")
-    count = total.count if total else 0
-    failures = total.failures if total else 0
     if overran:
         print(f"RESULT: no results - Locust did not stop on time and was stopped after {elapsed:.0f} s")
         return EXIT_NO_RESULTS, summary
@@ -641,19 +667,26 @@ def cmd_ui(args, passthrough) -> int:
     settings = settings_from(args)
     if not 1 <= args.web_port <= 65535:
         raise HelperError(f"--web-port={args.web_port} is not valid: a port from 1 to 65535 is needed, e.g. 8089")
-    command = locust_base_command(scenario, settings, args) + [
-        "--web-host",
-        args.web_host,
-        "--web-port",
-        str(args.web_port),
-        *passthrough,
-    ]
+    folder = new_run_folder(args.reports_dir, scenario)
+    # No run time unless you ask for one (-t): in the web UI you press Stop yourself.
+    command = locust_base_command(scenario, settings, args, timed=bool(args.duration))
+    command += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
+    command += ["--csv", str(folder / CSV_PREFIX), "--html", str(folder / "report.html"), *passthrough]
     print(f"$ {show_command(command, settings)}", flush=True)
     if args.dry_run:
         return EXIT_OK
+    folder.mkdir(parents=True, exist_ok=True)
     print(f"Open http://{args.web_host}:{args.web_port} in your browser; Ctrl+C here stops Locust.", flush=True)
-    wait_child(start_child(command, env={"KIT_SCENARIO": scenario.name, **kit_environment(settings)}))
-    return EXIT_OK
+    env = {"KIT_RUN_ID": folder.name, "KIT_SCENARIO": scenario.name, **kit_environment(settings)}
+    exit_code = wait_child(start_child(command, env=env))
+    summary_path = folder / SUMMARY_JSON
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
+    if not summary or not (summary.get("total") or {}).get("count"):
+        shutil.rmtree(folder, ignore_errors=True)  # no test was started: nothing to keep
+        return EXIT_OK
+    code, _ = judge_run(folder, exit_code, 0.0, False, settings, scenario)
+    record_vu_hours(folder, scenario, None, summary, code)
+    return code
 
 
 def target_command(port: int, args=None) -> list[str]:
@@ -853,31 +886,41 @@ def cmd_compare(args, _passthrough) -> int:
     by_label_a = {r.label: r for r in rows_a} | ({"TOTAL": total_a} if total_a else {})
     by_label_b = {r.label: r for r in rows_b} | ({"TOTAL": total_b} if total_b else {})
     header = f"{'request':<40} {'p95 A':>7} {'p95 B':>7} {'change':>8} {'fail% A':>8} {'fail% B':>8}"
-    header += f" {'rps A':>8} {'rps B':>8}"
+    header += f" {'rps A':>8} {'rps B':>8}  gate"
     print(header)
     print("-" * len(header))
     regressions = []
-    for label in [*sorted(set(by_label_a) | set(by_label_b) - {"TOTAL"}), "TOTAL"]:
+    labels = sorted((set(by_label_a) | set(by_label_b)) - {"TOTAL"}) + ["TOTAL"]
+    for label in labels:
         a, b = by_label_a.get(label), by_label_b.get(label)
         if a is None or b is None:
             print(f"{label[:40]:<40} {'only in ' + ('B' if a is None else 'A'):>17}")
             continue
         change = (b.p95 - a.p95) / a.p95 * 100 if a.p95 else 0.0
+        crossed = []
+        if min(a.count, b.count) < min_samples:
+            gate = f"not gated: fewer than {min_samples:g} requests"
+        else:
+            if b.p95 - a.p95 > min_delta and change > max_p95:
+                crossed.append(f"p95 {a.p95:.0f} -> {b.p95:.0f} ms ({change:+.0f}% > {max_p95:g}%)")
+            if b.failure_ratio - a.failure_ratio > max_fail:
+                crossed.append(
+                    f"failure ratio {a.failure_ratio:.2%} -> {b.failure_ratio:.2%} "
+                    f"(+{(b.failure_ratio - a.failure_ratio) * 100:.2f} points > {max_fail * 100:g})"
+                )
+            if max_rps and a.rps and (a.rps - b.rps) / a.rps * 100 > max_rps:
+                crossed.append(f"requests/s {a.rps:.2f} -> {b.rps:.2f} (down more than {max_rps:g}%)")
+            if crossed:
+                gate = "REGRESSION"
+            elif change > max_p95:
+                gate = f"ok (p95 up by {b.p95 - a.p95:.0f} ms, under {min_delta:g} ms)"
+            else:
+                gate = "ok"
+        regressions += [f"{label}: {text}" for text in crossed]
         print(
             f"{label[:40]:<40} {a.p95:>7.0f} {b.p95:>7.0f} {change:>+7.0f}% {a.failure_ratio:>8.2%} "
-            f"{b.failure_ratio:>8.2%} {a.rps:>8.2f} {b.rps:>8.2f}"
+            f"{b.failure_ratio:>8.2%} {a.rps:>8.2f} {b.rps:>8.2f}  {gate}"
         )
-        if min(a.count, b.count) < min_samples:
-            continue
-        if b.p95 - a.p95 > min_delta and change > max_p95:
-            regressions.append(f"{label}: p95 {a.p95:.0f} -> {b.p95:.0f} ms ({change:+.0f}% > {max_p95:g}%)")
-        if b.failure_ratio - a.failure_ratio > max_fail:
-            regressions.append(
-                f"{label}: failure ratio {a.failure_ratio:.2%} -> {b.failure_ratio:.2%} "
-                f"(+{(b.failure_ratio - a.failure_ratio) * 100:.2f} points > {max_fail * 100:g})"
-            )
-        if max_rps and a.rps and (a.rps - b.rps) / a.rps * 100 > max_rps:
-            regressions.append(f"{label}: requests/s {a.rps:.2f} -> {b.rps:.2f} (down more than {max_rps:g}%)")
     print()
     if regressions:
         print(f"REGRESSION: {len(regressions)} gate(s) crossed")
@@ -910,6 +953,9 @@ def main(argv: list[str] | None = None) -> int:
         if passthrough and args.command not in ("run", "ui", "worker"):
             raise HelperError(f"'--' arguments are for locust; the {args.command} command takes none")
         return args.func(args, passthrough)
+    except GateRefused as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return EXIT_GATE_FAILED
     except HelperError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -209,7 +209,8 @@ def test_budget_options_that_contradict_each_other():
 def test_enforced_budget_refuses_a_run_that_does_not_fit(tmp_path):
     result = helper("run", "basic", "-u", "50", "-t", "2h", "--enforce-budget", "--dry-run",
                     "--reports-dir", str(tmp_path), env={"VU_HOURS_BUDGET": "10"})  # fmt: skip
-    assert result.returncode == 2
+    assert result.returncode == 3
+    assert result.stderr.startswith("refused: this run plans")
     assert "only 10.000 of the month's 10 are left" in result.stderr
     budget = {"VU_HOURS_BUDGET": "10"}
     warned = helper("run", "basic", "-u", "50", "-t", "2h", "--dry-run", "--reports-dir", str(tmp_path), env=budget)

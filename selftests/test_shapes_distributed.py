@@ -88,7 +88,7 @@ def test_a_shape_ends_the_run_at_its_planned_time(demo, tmp_path):
         "--thresholds", "none", "--", "--only-summary",
     )  # fmt: skip
     assert result.returncode == 0, result.output
-    assert "$ LOAD_STAGES=3s:6,5s:6 locust -f tests/basic_test.py,utils/load_shape.py" in result.stdout
+    assert "LOAD_STAGES=3s:6,5s:6 locust -f tests/basic_test.py,utils/load_shape.py" in result.stdout
     summary = summary_of(result)
     assert abs(summary["duration_seconds"] - 8) <= 2, summary["duration_seconds"]
     assert summary["peak_users"] == 6

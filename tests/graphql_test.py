@@ -160,7 +160,7 @@ class GraphQLShopper(GraphQLUser):
         with self.graphql.execute(OPS["GetProduct"], {"id": product_id}, catch_response=True) as result:
             # product is null for an unknown id: GraphQL's "not found" is not an error.
             if result.ok and (result.data["product"] or {}).get("id") != product_id:
-                result.failure(f"asked for product {product_id}, got {result.data['product']}")
+                result.failure("the product query answered another product than the one asked for")
 
     @tag("browse")
     @task(2)
@@ -220,4 +220,7 @@ class GraphQLShopper(GraphQLUser):
 # Debugging: `python tests/graphql_test.py` runs one user through its tasks in
 # this process, printing every request, so you can step through it with a debugger.
 if __name__ == "__main__":
-    run_single_user(GraphQLShopper)
+    try:
+        run_single_user(GraphQLShopper)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C: stop quietly

@@ -267,4 +267,7 @@ class ChatPoster(FastHttpUser):
 # own rooms, in this process, printing every PUBLISH and RECEIVE as it happens.
 if __name__ == "__main__":
     RoomPublisher.listen_too = True
-    run_single_user(RoomPublisher)
+    try:
+        run_single_user(RoomPublisher)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C: stop quietly

@@ -9,7 +9,9 @@ is a fair measure of how much load you put on shared environments.
   during the ramp the count climbs from 0). Load shapes: the area under their curve.
 * Used: every helper run records what it actually used (from the user count,
   sampled once a second) in its summary and in the ledger
-  ``reports/vu-hours-ledger.csv``; the month's total is read from there.
+  ``reports/vu-hours-ledger.csv``; the month's total is read from there. Runs
+  against this machine (127.0.0.1, localhost: practice on the demo target) are
+  listed with counted=no and do not use up the budget.
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 LEDGER_NAME = "vu-hours-ledger.csv"
-LEDGER_COLUMNS = ["finished_utc", "run_id", "scenario", "planned_vu_hours", "used_vu_hours", "verdict"]
+LEDGER_COLUMNS = ["finished_utc", "run_id", "scenario", "planned_vu_hours", "used_vu_hours", "verdict", "counted"]
+
+
+def is_local_host(url: str) -> bool:
+    """True for a target on this machine (practice runs against the demo target)."""
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def planned_vu_seconds(users: int, duration_seconds: float, spawn_rate: float) -> float:
@@ -70,7 +79,9 @@ class Ledger:
 
     path: Path
 
-    def append(self, run_id: str, scenario: str, planned: float | None, used: float | None, verdict: str) -> None:
+    def append(
+        self, run_id: str, scenario: str, planned: float | None, used: float | None, verdict: str, counted: bool = True
+    ) -> None:
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="", encoding="utf-8") as handle:
@@ -85,6 +96,7 @@ class Ledger:
                     "" if planned is None else f"{planned:.6f}",
                     "" if used is None else f"{used:.6f}",
                     verdict,
+                    "yes" if counted else "no",
                 ]
             )
 
@@ -96,7 +108,7 @@ class Ledger:
         total = 0.0
         with self.path.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                if str(row.get("finished_utc", "")).startswith(month):
+                if str(row.get("finished_utc", "")).startswith(month) and row.get("counted") != "no":
                     try:
                         total += float(row.get("used_vu_hours") or 0)
                     except ValueError:

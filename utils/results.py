@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,15 @@ def format_table(rows: list[StatsRow], total: StatsRow | None) -> str:
 FINAL_STATS_FILE = "final_stats.json"
 
 
+_WRAPPED = re.compile(r"^(?:CatchResponseError|RescheduleTask|Exception)\((['\"])(.*?)\1?\)?$", re.S)
+
+
+def clean_error(text: str) -> str:
+    """Locust shows a failure as CatchResponseError('the reason'): keep only the reason."""
+    match = _WRAPPED.match(str(text))
+    return match.group(2) if match else str(text)
+
+
 def row_from_entry(entry) -> StatsRow:
     """A StatsRow from a locust.stats.StatsEntry."""
     count = entry.num_requests
@@ -207,7 +217,12 @@ class FinalResultsWriter:
         rows = [row_from_entry(e) for e in stats.entries.values() if e.num_requests or e.num_failures]
         rows.sort(key=lambda r: (r.name, r.type))
         errors = [
-            {"method": e.method, "name": e.name, "error": e.parse_error(e.error), "occurrences": e.occurrences}
+            {
+                "method": e.method,
+                "name": e.name,
+                "error": clean_error(e.parse_error(e.error)),
+                "occurrences": e.occurrences,
+            }
             for e in stats.errors.values()
         ]
         errors.sort(key=lambda e: -e["occurrences"])

@@ -30,7 +30,7 @@ import gevent
 
 from utils import thresholds as th
 from utils.config import get_settings, redact_url
-from utils.results import StatsRow, row_from_entry
+from utils.results import StatsRow, clean_error, row_from_entry
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,12 @@ class RunSummary:
             self.verdict.passed = False
         stats = self.environment.runner.stats
         errors = [
-            {"method": e.method, "name": e.name, "error": e.parse_error(e.error), "occurrences": e.occurrences}
+            {
+                "method": e.method,
+                "name": e.name,
+                "error": clean_error(e.parse_error(e.error)),
+                "occurrences": e.occurrences,
+            }
             for e in sorted(stats.errors.values(), key=lambda e: -e.occurrences)
         ]
         from utils import kit
