@@ -18,7 +18,8 @@ Exit codes (also in README.md):
     3  the run finished but failed its gate: a threshold was breached
        (with no thresholds file: at least one request failed)
     4  the run produced no usable results: no request succeeded (is the target
-       up?), no request was sent at all, or Locust crashed or overran its time
+       up?), no request was sent at all, the run was interrupted (Ctrl+C,
+       SIGTERM), or Locust crashed or overran its time
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -165,7 +167,8 @@ def distributed_options(args) -> list[str]:
     """Locust's options for --workers / --master; warnings and errors as one line."""
     workers = getattr(args, "workers", None)
     master = getattr(args, "master", False)
-    if not master and (args.expect_workers or args.master_bind_host or args.master_bind_port):
+    bind_options = (args.expect_workers is not None, args.master_bind_host, args.master_bind_port is not None)
+    if not master and any(bind_options):
         raise HelperError("--expect-workers, --master-bind-host and --master-bind-port go with --master")
     if workers is not None:
         if workers < 1:
@@ -190,7 +193,11 @@ def distributed_options(args) -> list[str]:
         options += ["--expect-workers-max-wait", str(MASTER_WAIT_SECONDS)]
         if args.master_bind_host:
             options += ["--master-bind-host", args.master_bind_host]
-        if args.master_bind_port:
+        if args.master_bind_port is not None:
+            if not 1 <= args.master_bind_port <= 65535:
+                raise HelperError(
+                    f"--master-bind-port={args.master_bind_port} is not valid: a port from 1 to 65535, e.g. 5557"
+                )
             options += ["--master-bind-port", str(args.master_bind_port)]
         return options
     return []
@@ -224,6 +231,10 @@ def cmd_worker(args, passthrough) -> int:
         raise HelperError(f"--processes={args.processes} is not valid: a whole number of at least 1 is needed, e.g. 2")
     if not 1 <= args.master_port <= 65535:
         raise HelperError(f"--master-port={args.master_port} is not valid: a port from 1 to 65535, e.g. 5557")
+    if not re.fullmatch(r"[A-Za-z0-9._:-]+", args.master_host):
+        raise HelperError(
+            f"--master-host={args.master_host!r} is not valid: a host name or IP address (no http://), e.g. 10.0.0.5"
+        )
     files = f"{scenario.file},{SHAPE_FILE}" if settings.stages else scenario.file
     command = [sys.executable, "-m", "locust", "-f", files, "--worker"]
     command += ["--master-host", args.master_host, "--master-port", str(args.master_port)]
@@ -312,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="locust_helper.py",
         description="Run the kit's Locust load tests.",
-        epilog="exit codes: 0 passed, 2 usage/configuration error, 3 gate failed (thresholds breached or "
-        "requests failed), 4 no usable results (target down, nothing sent, Locust crashed)",
+        epilog="exit codes: 0 passed, 2 usage/configuration error, 3 gate failed (thresholds breached, "
+        "worker lost, regression, over budget), 4 no usable results (target down, nothing sent, interrupted, "
+        "Locust crashed)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env-file", help="read settings from this file instead of .env (sets ENV_FILE)")
@@ -494,13 +506,18 @@ def check_budget(planned: float, settings: config.Settings, reports_dir: Path, e
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+# Set when the helper was asked to stop (Ctrl+C or SIGTERM) while Locust ran.
+INTERRUPTED = {"signal": ""}
+
+
 def start_child(command: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
-    """Start COMMAND; a SIGTERM to the helper is passed on to it (so nothing is left running)."""
+    """Start COMMAND; a SIGTERM to the helper reaches it as Ctrl+C (so it writes its reports and stops)."""
     process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, **kwargs)
 
     def pass_on(_signum, _frame):
+        INTERRUPTED["signal"] = "SIGTERM"
         if process.poll() is None:
-            process.terminate()
+            process.send_signal(signal.SIGINT)  # Locust's Ctrl+C path writes the HTML report too
 
     signal.signal(signal.SIGTERM, pass_on)
     return process
@@ -564,6 +581,7 @@ def execute_run(
             process.wait()
     except KeyboardInterrupt:
         # Ctrl+C reached Locust too: let it stop and write its reports.
+        INTERRUPTED["signal"] = "Ctrl+C"
         wait_child(process)
     elapsed = time.monotonic() - started
     code, summary = judge_run(folder, process.returncode, elapsed, overran, settings, scenario)
@@ -609,7 +627,8 @@ def judge_run(
     print()
     count = total.count if total else 0
     failures = total.failures if total else 0
-    no_results = overran or locust_exit not in (0, 1, 3) or count == 0 or failures == count
+    interrupted = INTERRUPTED["signal"]
+    no_results = overran or interrupted or locust_exit not in (0, 1, 3) or count == 0 or failures == count
     if not no_results:
         print(f"Verdict:     {summary['verdict']['text']}")
     print(f"HTML report: {folder / 'report.html'}")
@@ -618,11 +637,17 @@ def judge_run(
     if overran:
         print(f"RESULT: no results - Locust did not stop on time and was stopped after {elapsed:.0f} s")
         return EXIT_NO_RESULTS, summary
+    if interrupted:
+        print(f"RESULT: interrupted ({interrupted}) after {elapsed:.0f} s - the figures above cover only that part")
+        return EXIT_NO_RESULTS, summary
     if locust_exit not in (0, 1, 3):
         print(f"RESULT: no results - Locust exited with code {locust_exit} (see its output above)")
         return EXIT_NO_RESULTS, summary
     if count == 0:
-        print("RESULT: no results - no request was sent (check the scenario's tasks and --tags)")
+        print(
+            "RESULT: no results - no request was answered or sent: is the target hanging (no answer within the"
+            " run)? Else check the scenario's tasks, --tags, and that workers connected"
+        )
         return EXIT_NO_RESULTS, summary
     if failures == count:
         first = next(iter(errors), {}).get("error", "")
@@ -684,6 +709,7 @@ def cmd_ui(args, passthrough) -> int:
     if not summary or not (summary.get("total") or {}).get("count"):
         shutil.rmtree(folder, ignore_errors=True)  # no test was started: nothing to keep
         return EXIT_OK
+    INTERRUPTED["signal"] = ""  # stopping the web UI with Ctrl+C is how a UI session ends
     code, _ = judge_run(folder, exit_code, 0.0, False, settings, scenario)
     record_vu_hours(folder, scenario, None, summary, code)
     return code
@@ -869,6 +895,17 @@ def last_passing_run(before: Path, reports_dir: Path) -> Path:
     raise HelperError(f"no passing run of scenario {scenario!r} before {before.name} in {reports_dir}/")
 
 
+def read_run(folder: Path):
+    """(rows, total) of a finished run, or one line saying what is wrong with its files."""
+    try:
+        rows, total, _errors = read_results(folder)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+        raise HelperError(
+            f"{folder} is not a finished run: its figures cannot be read ({type(error).__name__})"
+        ) from None
+    return rows, total
+
+
 def cmd_compare(args, _passthrough) -> int:
     if len(args.runs) > 2:
         raise HelperError("compare takes one or two runs: RUN_A RUN_B, or just RUN_B")
@@ -880,8 +917,14 @@ def cmd_compare(args, _passthrough) -> int:
     min_samples = _number_option(args.min_samples, "--min-samples", "20")
     run_b = find_run(args.runs[-1], reports_dir)
     run_a = find_run(args.runs[0], reports_dir) if len(args.runs) == 2 else last_passing_run(run_b, reports_dir)
-    rows_a, total_a, _ = read_results(run_a)
-    rows_b, total_b, _ = read_results(run_b)
+    rows_a, total_a = read_run(run_a)
+    rows_b, total_b = read_run(run_b)
+    scenario_a, scenario_b = run_scenario_and_verdict(run_a)[0], run_scenario_and_verdict(run_b)[0]
+    if scenario_a and scenario_b and scenario_a != scenario_b:
+        raise HelperError(f"A is a run of {scenario_a!r}, B of {scenario_b!r}: compare runs of the same scenario")
+    common = {r.label for r in rows_a if r.count} & {r.label for r in rows_b if r.count}
+    if not common:
+        raise HelperError(f"nothing to compare: {run_a.name} and {run_b.name} have no request name in common")
     print(f"A: {run_a}\nB: {run_b}\n")
     by_label_a = {r.label: r for r in rows_a} | ({"TOTAL": total_a} if total_a else {})
     by_label_b = {r.label: r for r in rows_b} | ({"TOTAL": total_b} if total_b else {})

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from utils.config import ConfigError
+
 LEDGER_NAME = "vu-hours-ledger.csv"
 LEDGER_COLUMNS = ["finished_utc", "run_id", "scenario", "planned_vu_hours", "used_vu_hours", "verdict", "counted"]
 
@@ -83,8 +85,12 @@ class Ledger:
         self, run_id: str, scenario: str, planned: float | None, used: float | None, verdict: str, counted: bool = True
     ) -> None:
         new = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", newline="", encoding="utf-8") as handle:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.path.open("a", newline="", encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{self.path} cannot be written ({error.strerror})") from None
+        with handle:
             writer = csv.writer(handle)
             if new:
                 writer.writerow(LEDGER_COLUMNS)
@@ -106,11 +112,17 @@ class Ledger:
         if not self.path.exists():
             return 0.0
         total = 0.0
-        with self.path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if str(row.get("finished_utc", "")).startswith(month) and row.get("counted") != "no":
-                    try:
-                        total += float(row.get("used_vu_hours") or 0)
-                    except ValueError:
-                        continue
+        try:
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise ConfigError(
+                f"{self.path} cannot be read ({type(error).__name__}): move it away to start a new ledger"
+            ) from None
+        for row in rows:
+            if str(row.get("finished_utc", "")).startswith(month) and row.get("counted") != "no":
+                try:
+                    total += float(row.get("used_vu_hours") or 0)
+                except ValueError:
+                    continue
         return total

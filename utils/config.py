@@ -50,18 +50,22 @@ class ConfigError(ValueError):
 # ---------------------------------------------------------------------------
 
 
-def _bad(name: str, value: str, need: str, example: str) -> ConfigError:
-    return ConfigError(f"{name}={value!r} is not valid: {need}, for example {name}={example}")
+def _bad(name: str, value: str, need: str, example: str, secret: bool = False) -> ConfigError:
+    shown = f"<hidden, {len(str(value))} characters>" if secret else repr(value)
+    return ConfigError(f"{name}={shown} is not valid: {need}, for example {name}={example}")
 
 
-_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+MAX_DURATION_SECONDS = 7 * 24 * 3600  # a week: longer is a typo, not a load test
+
+
+_DURATION_RE = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 
 
 def parse_duration(text: str, name: str = "LOAD_DURATION") -> int:
     """'30s', '5m', '2h', '1h30m' or plain seconds ('90') -> whole seconds (> 0)."""
     value = str(text).strip().lower()
     seconds = None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         seconds = int(value)
     else:
         match = _DURATION_RE.match(value)
@@ -70,6 +74,8 @@ def parse_duration(text: str, name: str = "LOAD_DURATION") -> int:
             seconds = hours * 3600 + minutes * 60 + secs
     if not seconds:
         raise _bad(name, text, "a duration such as 30s, 5m, 2h or 1h30m is needed", "5m")
+    if seconds > MAX_DURATION_SECONDS:
+        raise _bad(name, text, "a duration of at most 7 days (168h) is needed", "2h")
     return seconds
 
 
@@ -121,19 +127,33 @@ def parse_port(text: str, name: str, example: str = "8125") -> int:
     return port
 
 
-def parse_http_url(text: str, name: str, example: str = "http://127.0.0.1:8080") -> str:
-    """A URL with an http:// or https:// scheme and a host; a trailing / is dropped."""
+def parse_http_url(
+    text: str, name: str, example: str = "http://127.0.0.1:8080", secret: bool = False, credentials: bool = True
+) -> str:
+    """A URL with an http:// or https:// scheme and a host; a trailing / is dropped.
+
+    secret: the whole URL is a secret (a webhook): never shown in a message.
+    credentials=False: a user:password@ part is refused (it would end up in reports).
+    """
     value = str(text).strip()
+    shown = value if secret else redact_url(value)
     try:
         parts = urlsplit(value)
     except ValueError:
         parts = None
     try:
-        _ = parts.port if parts else None  # raises ValueError on a port that is not from 0 to 65535
+        port = parts.port if parts else None  # raises ValueError on a port that is not from 0 to 65535
     except ValueError:
-        raise _bad(name, redact_url(value), "the port must be a number from 1 to 65535", example) from None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _bad(name, redact_url(value), "a URL starting with http:// or https:// is needed", example)
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise _bad(name, shown, "the port must be a number from 1 to 65535", example, secret)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+        raise _bad(name, shown, "a URL starting with http:// or https:// (no spaces) is needed", example, secret)
+    if not credentials and "@" in parts.netloc:
+        raise _bad(
+            name, shown, "a URL without user:password@ is needed (Locust writes the host into its reports;"
+            " the kit's users log in with LOGIN_USERNAME and LOGIN_PASSWORD)", example, secret,
+        )  # fmt: skip
     return value.rstrip("/")
 
 
@@ -162,12 +182,16 @@ def parse_redis_url(text: str, name: str = "REDIS_URL") -> str:
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a URL: redis://:secret@host -> redis://:***@host."""
+    """Hide the password of a URL: redis://:secret@host -> redis://:***@host (also in a malformed URL)."""
+    url = re.sub(r"(?i)(password=)[^&#\s]*", r"\1***", str(url))
     try:
         parts = urlsplit(url)
     except ValueError:
-        return url
-    if "@" not in parts.netloc:
+        parts = None
+    if parts is None or "@" not in parts.netloc:
+        if "@" in url:  # not a URL we can take apart: hide everything up to the last @
+            scheme, sep, _rest = url.rpartition("://")
+            return f"{scheme}{sep}***@{url.rpartition('@')[2]}" if sep else f"***@{url.rpartition('@')[2]}"
         return url
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user, has_password, _ = userinfo.partition(":")
@@ -253,13 +277,17 @@ def read_environment(environ: dict | None = None) -> dict[str, str]:
     env_file = Path(environ.get("ENV_FILE") or DEFAULT_ENV_FILE)
     if not env_file.is_absolute():
         env_file = (Path.cwd() / env_file) if env_file.exists() else (REPO_ROOT / env_file)
-    if environ.get("ENV_FILE") and not env_file.exists():
-        raise ConfigError(f"ENV_FILE={environ['ENV_FILE']!r} is not valid: no such file, for example ENV_FILE=.env")
+    if environ.get("ENV_FILE") and not env_file.is_file():
+        need = "a file is needed, not a folder" if env_file.is_dir() else "no such file"
+        raise ConfigError(f"ENV_FILE={environ['ENV_FILE']!r} is not valid: {need}, for example ENV_FILE=.env")
     merged: dict[str, str] = {}
-    if env_file.exists():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    if env_file.is_file():
+        try:
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{env_file}: cannot be read as a settings file (UTF-8 text): {error}") from None
     merged.update(environ)
-    merged["_ENV_FILE"] = str(env_file) if env_file.exists() else ""
+    merged["_ENV_FILE"] = str(env_file) if env_file.is_file() else ""
     return merged
 
 
@@ -303,7 +331,8 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
                 "DD_DOGSTATSD_URL", dd_url, "a host and a port from 1 to 65535 are needed", "udp://127.0.0.1:8125"
             )
     dd_host = env.get("DD_AGENT_HOST", "").strip()
-    if dd_host and not re.fullmatch(r"[A-Za-z0-9.:_-]+", dd_host):
+    host_with_port = re.fullmatch(r"[A-Za-z0-9._-]+:[0-9]+", dd_host)  # (an IPv6 address has several colons)
+    if dd_host and (host_with_port or not re.fullmatch(r"[A-Za-z0-9.:_-]+", dd_host)):
         raise _bad("DD_AGENT_HOST", dd_host, "a host name or IP address (no http://, no port) is needed", "127.0.0.1")
 
     users_value = parse_int(users, users_name, 1, "10")
@@ -313,6 +342,12 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
     preset, stages_text = preset.strip().lower(), stages_text.strip()
     from utils import shapes  # here, not at the top: shapes imports this module
 
+    if preset and stages_text and preset_name.startswith("--") != stages_name.startswith("--"):
+        # One came from a flag, the other from the environment: the flag wins.
+        if preset_name.startswith("--"):
+            stages_text, stages_name = "", "LOAD_STAGES"
+        else:
+            preset, preset_name = "", "LOAD_PRESET"
     if preset and stages_text:
         raise ConfigError(
             f"{preset_name}={preset!r} and {stages_name}={stages_text!r} contradict each other: "
@@ -328,7 +363,7 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         stages = []
 
     return Settings(
-        target_host=parse_http_url(host, host_name),
+        target_host=parse_http_url(host, host_name, credentials=False),
         users=users_value,
         spawn_rate=parse_float(rate, rate_name, 0, "2"),
         duration=duration.strip(),
@@ -345,7 +380,9 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         dd_env=get("DD_ENV", Settings.dd_env)[0].strip(),
         dd_service=get("DD_SERVICE", Settings.dd_service)[0].strip(),
         dd_version=env.get("DD_VERSION", "").strip(),
-        slack_webhook_url=parse_http_url(slack, "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXX")
+        slack_webhook_url=parse_http_url(
+            slack, "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXX", secret=True
+        )
         if slack.strip()
         else "",
         thresholds_file=get("THRESHOLDS_FILE", "", "thresholds_file")[0].strip(),

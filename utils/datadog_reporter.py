@@ -61,7 +61,8 @@ MAX_TAG_LENGTH = 200  # Datadog's limit for one tag
 MAX_EVENT_TEXT = 3000  # DogStatsD refuses events over 8 KB; keep well below
 GAUGE_INTERVAL = 5.0  # seconds between two run-level gauge samples
 API_FLUSH_INTERVAL = 10.0  # seconds between two HTTP API posts
-API_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for one HTTP API call
+API_TIMEOUT = (3.05, 5.0)  # (connect, read) seconds for one HTTP API call
+API_PAUSE_AFTER_FAILURE = 30.0  # an API that timed out or refused the connection: skip it this long
 API_MAX_VALUES = 20_000  # distribution values in one series of one post
 MAX_LINE = 1400  # bytes of one DogStatsD line with packed values (a UDP datagram carries 1432)
 STATSD_FLUSH_INTERVAL = 0.5  # seconds between two DogStatsD flushes (aggregated lines, buffer)
@@ -335,7 +336,8 @@ class ApiTransport:
     def _post(self, path: str, body: dict, points: int, compress: bool = True) -> bool:
         import requests
 
-        if self.disabled:
+        if self.disabled or time.monotonic() < getattr(self, "_paused_until", 0.0):
+            # Refused key, or the API did not answer a moment ago: do not make the run wait again.
             self.dropped += points
             return False
         data = json.dumps(body, separators=(",", ":")).encode()
@@ -347,6 +349,7 @@ class ApiTransport:
             response = self.session.post(self.api_url + path, data=data, headers=headers, timeout=API_TIMEOUT)
         except requests.RequestException as error:
             self.dropped += points
+            self._paused_until = time.monotonic() + API_PAUSE_AFTER_FAILURE
             self._warn_once(
                 "unreachable", "Datadog API at %s cannot be reached (%s)", self.api_url, type(error).__name__
             )

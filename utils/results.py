@@ -253,6 +253,7 @@ def read_results(folder: str | Path) -> tuple[list[StatsRow], StatsRow | None, l
     path = Path(folder) / FINAL_STATS_FILE
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
-        return [_row_from_dict(r) for r in data["rows"]], _row_from_dict(data["total"]), data["errors"]
+        total = _row_from_dict(data["total"]) if data.get("total") else None
+        return [_row_from_dict(r) for r in data["rows"]], total, data.get("errors", [])
     rows, total = read_stats(folder)
     return rows, total, read_failures(folder)

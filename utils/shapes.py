@@ -92,6 +92,12 @@ def preset_stages(preset: str, users: int, duration_seconds: int) -> list[Stage]
     fractions = plans[preset]
     seconds = [max(1, math.floor(duration_seconds * f)) for f, _ in fractions]
     seconds[-1] = max(1, duration_seconds - sum(seconds[:-1]))  # the stages add up to the duration
+    if sum(seconds) != duration_seconds or any(math.floor(duration_seconds * f) < 1 for f, _ in fractions):
+        shortest = math.ceil(max(1 / f for f, _ in fractions))
+        raise ConfigError(
+            f"LOAD_DURATION={duration_seconds}s is too short for the {preset} preset: "
+            f"at least {shortest}s is needed, for example LOAD_DURATION=5m"
+        )
     return [(s, u) for s, (_, u) in zip(seconds, fractions, strict=True)]
 
 

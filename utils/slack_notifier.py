@@ -103,6 +103,10 @@ class SlackNotifier:
     def post(self, payload: dict) -> bool:
         """POST the payload; True when Slack accepted it. Never raises."""
         self.sent += 1
+        # urllib3 logs each request's path at DEBUG level: for a webhook the path IS the secret.
+        quiet = logging.getLogger("urllib3.connectionpool")
+        level = quiet.level
+        quiet.setLevel(max(level, logging.INFO))
         try:
             response = self.session.post(self.webhook_url, json=payload, timeout=self.timeout)
         except requests.RequestException as error:
@@ -110,6 +114,8 @@ class SlackNotifier:
             self.last_error = type(error).__name__
             log.warning("Slack: the message was not sent (%s; timeout %.0f s)", self.last_error, self.timeout)
             return False
+        finally:
+            quiet.setLevel(level)
         if response.status_code != 200:
             self.last_error = f"HTTP {response.status_code}"
             log.warning("Slack: the webhook answered %s: %s", response.status_code, response.text[:200])

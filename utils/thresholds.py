@@ -159,10 +159,15 @@ def load_file(path: str | Path) -> Thresholds:
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"THRESHOLDS_FILE={where!r} is not valid: {error.strerror}, a TOML file is needed") from None
     unknown = set(data) - {"settings", "thresholds"}
     if unknown:
         raise ConfigError(f"{where}: unknown table [{sorted(unknown)[0]}]: use [settings] and [thresholds]")
     result = Thresholds(source=where)
+    for table in ("settings", "thresholds"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(f"{where}: {table} must be a table ([{table}] with key = value lines below it)")
     settings = data.get("settings", {})
     for key, value in settings.items():
         if key == "min_samples":
