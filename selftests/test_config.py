@@ -58,7 +58,7 @@ def test_defaults_point_at_localhost():
         ("REDIS_URL", "redis://127.0.0.1:6379/x", "the database after the last / must be a number"),
         ("DD_DOGSTATSD_PORT", "70000", "DD_DOGSTATSD_PORT='70000' is not valid: a port number from 1 to 65535"),
         ("DD_SITE", "not a site", "DD_SITE='not a site' is not valid"),
-        ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "SLACK_WEBHOOK_URL='hooks.slack.com/x' is not valid"),
+        ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "SLACK_WEBHOOK_URL=<hidden, 17 characters> is not valid"),
     ],
 )
 def test_bad_values_give_one_line_naming_variable_value_and_example(variable, value, expected):

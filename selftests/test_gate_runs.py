@@ -90,7 +90,7 @@ def test_run_with_no_requests_at_all_has_no_results(demo, tmp_path):
     result = helper("run", str(locustfile), "-H", demo.url, "-u", "2", "-r", "2", "-t", "3s",
                     "--reports-dir", str(tmp_path / "reports"))  # fmt: skip
     assert result.returncode == 4, result.output
-    assert "no request was sent" in result.stdout
+    assert "no request was answered or sent" in result.stdout
     summary = summary_of(result)
     assert summary["total"]["count"] == 0
     assert [c["status"] for c in summary["verdict"]["checks"] if c["row"] == "TOTAL"] == ["no data", "no data"]

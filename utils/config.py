@@ -277,17 +277,18 @@ def read_environment(environ: dict | None = None) -> dict[str, str]:
     env_file = Path(environ.get("ENV_FILE") or DEFAULT_ENV_FILE)
     if not env_file.is_absolute():
         env_file = (Path.cwd() / env_file) if env_file.exists() else (REPO_ROOT / env_file)
-    if environ.get("ENV_FILE") and not env_file.is_file():
+    readable = env_file.exists() and not env_file.is_dir()  # a file (or /dev/null)
+    if environ.get("ENV_FILE") and not readable:
         need = "a file is needed, not a folder" if env_file.is_dir() else "no such file"
         raise ConfigError(f"ENV_FILE={environ['ENV_FILE']!r} is not valid: {need}, for example ENV_FILE=.env")
     merged: dict[str, str] = {}
-    if env_file.is_file():
+    if readable:
         try:
             merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"{env_file}: cannot be read as a settings file (UTF-8 text): {error}") from None
     merged.update(environ)
-    merged["_ENV_FILE"] = str(env_file) if env_file.is_file() else ""
+    merged["_ENV_FILE"] = str(env_file) if readable else ""
     return merged
 
 
