@@ -127,7 +127,20 @@ def dogstatsd_address(settings) -> dict:
     return {"host": settings.dd_agent_host, "port": settings.dd_dogstatsd_port}
 
 
-class StatsdTransport:
+class _PeriodicFlush:
+    """A transport that flushes every ``flush_interval`` seconds in its own greenlet once started."""
+
+    def start(self) -> None:
+        if self._loop is None and not self._closed:
+            self._loop = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while not self._closed:
+            gevent.sleep(self.flush_interval)
+            self.flush()
+
+
+class StatsdTransport(_PeriodicFlush):
     """DogStatsD through an agent, with the client's buffering and aggregation on.
 
     The client's own flush thread is replaced by a greenlet here: under gevent the
@@ -145,15 +158,6 @@ class StatsdTransport:
         self._loop = None
         self._closed = False
         self._finished = False
-
-    def start(self) -> None:
-        if self._loop is None and not self._closed:
-            self._loop = gevent.spawn(self._run)
-
-    def _run(self) -> None:
-        while not self._closed:
-            gevent.sleep(self.flush_interval)
-            self.flush()
 
     @classmethod
     def from_settings(cls, settings) -> StatsdTransport:
@@ -224,7 +228,7 @@ class StatsdTransport:
             log.warning("Datadog agent at %s: %d sends failed (is the agent running?)", self.where, errors)
 
 
-class ApiTransport:
+class ApiTransport(_PeriodicFlush):
     """Datadog's HTTP API (no agent): aggregates in memory, posts every few seconds and at the end.
 
     ``session`` is a ``requests.Session`` (a test hands one pointing at a local server).
@@ -257,15 +261,6 @@ class ApiTransport:
         self._closed = False
         self._flushed_last = False
         self._last_timestamp = 0
-
-    def start(self) -> None:
-        if self._loop is None and not self._closed:
-            self._loop = gevent.spawn(self._run)
-
-    def _run(self) -> None:
-        while not self._closed:
-            gevent.sleep(self.flush_interval)
-            self.flush()
 
     def count(self, metric: str, value: float, tags) -> None:
         key = (metric, tags)
