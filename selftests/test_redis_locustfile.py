@@ -85,7 +85,9 @@ def test_headless_run_receives_every_message_and_loses_none(server, chat_demo):
     assert published == sum(rows[f"PUBLISH chat:room-{n}"]["count"] for n in (0, 1))
     # Every message (published directly or by the app) reached 3 room listeners + the auditor.
     assert figures["receivers"] == 4 * (published + posted)
-    assert figures["received"] == figures["receivers"]
+    # Exact, but for one message at most: on a busy machine a POST still on its way when the
+    # stop timeout ends can reach the listeners without its answer being recorded.
+    assert figures["receivers"] <= figures["received"] <= figures["receivers"] + 4
     receive_rows = sum(r["count"] for name, r in rows.items() if name.startswith("RECEIVE "))
     assert receive_rows == figures["received"]
     assert figures["lost"] == figures["duplicates"] == figures["malformed"] == 0

@@ -144,6 +144,8 @@ class AppShopper(GraphQLUser):
         self.log_in()
         # The first chat message should find its subscribers listening (bounded wait).
         redis_pubsub.wait_for_subscribers(settings.redis_url, CHANNEL, count=1, timeout=10)
+        # Like a chat app's "joined" notice: every shopper posts once when it arrives.
+        self.post_chat_message()
 
     def log_in(self) -> bool:
         credentials = {"username": settings.login_username, "password": settings.login_password}
