@@ -6,8 +6,8 @@ working together.
 What it simulates
     Three kinds of visitors at once, like the React app's real traffic:
     * Browser (weight 5): browses the REST API: product list, product pages, cart.
-    * AppShopper (weight 3): the app's GraphQL queries and mutations, and now and
-      then a chat message posted through GraphQL. The app publishes that message to
+    * AppShopper (weight 3): the app's GraphQL queries and mutations, and chat
+      messages posted through GraphQL (one when it arrives, then now and then). The app publishes that message to
       Redis: app -> Redis -> subscribers, the path our users feel.
     * LiveSubscriber (2 of them, whatever the total): an open app tab listening on
       the chat channel. It measures how long each message took from the app's
