@@ -96,7 +96,7 @@ def test_secrets_never_show_in_repr():
     settings = load_settings(
         {
             "DD_API_KEY": "dd-secret-key-123",
-            "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/slack-secret",
+            "SLACK_WEBHOOK_URL": "https://webhook.invalid/hook/slack-secret",
             "LOGIN_PASSWORD": "pw-secret",
             "REDIS_URL": "redis://:redis-secret@127.0.0.1:6379/0",
         }

@@ -35,8 +35,8 @@ def silent_listener():
 @pytest.mark.parametrize(
     ("variable", "value", "secret"),
     [
-        ("SLACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/SECRET1", "SECRET1"),
-        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com:99999/services/T0/B0/SECRET2", "SECRET2"),
+        ("SLACK_WEBHOOK_URL", "webhook.invalid/hook/fake-token-1", "fake-token-1"),
+        ("SLACK_WEBHOOK_URL", "https://webhook.invalid:99999/hook/fake-token-2", "fake-token-2"),
         ("REDIS_URL", "redis//:SECRET3@127.0.0.1:6379/0", "SECRET3"),
         ("REDIS_URL", "127.0.0.1:6379?password=SECRET4", "SECRET4"),
         ("TARGET_HOST", "http://user:SECRET5@127.0.0.1:8080", "SECRET5"),
@@ -51,7 +51,7 @@ def test_a_bad_secret_setting_is_refused_without_showing_the_secret(variable, va
 def test_debug_logging_does_not_show_the_slack_webhook(demo, tmp_path):
     intake = Intake(status=500).start()
     try:
-        hook = f"{intake.url}/services/T000/B000/SECRET-DEBUG-6"
+        hook = f"{intake.url}/hook/SECRET-DEBUG-6"
         result = helper("run", "basic", "-H", demo.url, "-u", "2", "-r", "2", "-t", "2s", "--reports-dir",
                         str(tmp_path), "--", "--loglevel", "DEBUG", env={"SLACK_WEBHOOK_URL": hook})  # fmt: skip
     finally:

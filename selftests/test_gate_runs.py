@@ -125,7 +125,7 @@ def test_compare_with_a_broken_run_folder_is_one_line(tmp_path):
 def test_slack_gets_exactly_one_message_in_a_two_process_run(demo, tmp_path):
     intake = Intake().start()
     try:
-        hook = f"{intake.url}/services/T000/B000/secret-token-42"
+        hook = f"{intake.url}/hook/secret-token-42"
         result = run_basic(
             demo,
             tmp_path,
@@ -153,7 +153,7 @@ def test_slack_errors_and_timeouts_never_change_the_verdict(demo, tmp_path):
     for status, hang in ((500, 0), (400, 0), (200, 8)):
         intake = Intake(status=status, hang_seconds=hang, reply=b"invalid_payload").start()
         try:
-            hook = f"{intake.url}/services/T000/B000/secret-token-43"
+            hook = f"{intake.url}/hook/secret-token-43"
             result = run_basic(demo, tmp_path, duration="3s", env={"SLACK_WEBHOOK_URL": hook})
             assert result.returncode == 0, result.output
             assert_no_traceback(result)

@@ -34,10 +34,10 @@ SECRETS = {
     "TARGET_HOST": "http://127.0.0.1:18080",
     "LOGIN_PASSWORD": "pw-0f3a9c-never-shown",
     "REDIS_URL": "redis://:redis-pw-77b1e2@127.0.0.1:6379/0",
-    "DD_API_KEY": "0123456789abcdef0123456789abcdef",
-    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0000/B0000/webhook-secret-5d2c",
+    "DD_API_KEY": "fake-dd-api-key-not-real",
+    "SLACK_WEBHOOK_URL": "https://webhook.invalid/hook/fake-token-5d2c",
 }
-SECRET_VALUES = ["pw-0f3a9c-never-shown", "redis-pw-77b1e2", "0123456789abcdef0123456789abcdef", "webhook-secret-5d2c"]
+SECRET_VALUES = ["pw-0f3a9c-never-shown", "redis-pw-77b1e2", "fake-dd-api-key-not-real", "fake-token-5d2c"]
 
 
 # ---------------------------------------------------------------------------

@@ -382,7 +382,7 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         dd_service=get("DD_SERVICE", Settings.dd_service)[0].strip(),
         dd_version=env.get("DD_VERSION", "").strip(),
         slack_webhook_url=parse_http_url(
-            slack, "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXX", secret=True
+            slack, "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/...", secret=True
         )
         if slack.strip()
         else "",
