@@ -131,7 +131,7 @@ class DemoApp:
     def serve(self, method: str, path: str, environ) -> tuple[int, list, bytes]:
         route = _route_key(method, path)
         injected = should_fail(self.faults, path)
-        self.counter.count(route, injected)
+        self.counter.count(route, injected, marked=environ.get("HTTP_X_LOAD_TEST") == "true")
         if self.faults.latency_ms:
             gevent.sleep(self.faults.latency_ms / 1000.0)
         if injected:

@@ -89,21 +89,28 @@ class FaultCounter:
         self._lock = threading.Lock()
         self.requests: dict[str, int] = {}
         self.injected: dict[str, int] = {}
+        self.marked = 0  # requests that carried the kit's X-Load-Test header
 
-    def count(self, key: str, injected: bool) -> None:
+    def count(self, key: str, injected: bool, marked: bool = False) -> None:
         with self._lock:
             self.requests[key] = self.requests.get(key, 0) + 1
             if injected:
                 self.injected[key] = self.injected.get(key, 0) + 1
+            self.marked += marked
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.injected.clear()
+            self.marked = 0
 
     def as_dict(self) -> dict:
         with self._lock:
-            return {"requests": dict(self.requests), "injected_errors": dict(self.injected)}
+            return {
+                "requests": dict(self.requests),
+                "injected_errors": dict(self.injected),
+                "marked_as_load_test": self.marked,
+            }
 
 
 ERROR_BODIES = ("json", "graphql", "html", "text")

@@ -69,6 +69,8 @@ def test_clean_run_has_every_row_and_no_failures(demo, tmp_path):
         assert rows[name]["count"] > 0, name
         assert rows[name]["failures"] == 0, name
         assert rows[name]["count"] == served[route], (name, rows[name]["count"], served[route])
+    # Every request carried the header that marks load-test traffic (kit.traffic_headers()).
+    assert demo.stats()["marked_as_load_test"] == sum(served.values())
     assert "RESULT: passed" in result.stdout
 
 

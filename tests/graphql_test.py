@@ -94,6 +94,8 @@ class GraphQLShopper(GraphQLUser):
     # Where the GraphQL endpoint is on that host, and what partial data counts as.
     graphql_endpoint = settings.graphql_path
     graphql_partial_data = settings.graphql_partial_data
+    # Marks the kit's requests as load-test traffic (with the run id) in the app's traces.
+    default_headers = kit.traffic_headers()
 
     # Think time: 1 to 3 seconds between tasks, like a person reading the page.
     wait_time = between(1, 3)

@@ -230,6 +230,7 @@ class ChatPoster(FastHttpUser):
 
     weight = 1
     host = settings.target_host
+    default_headers = kit.traffic_headers()  # marks load-test traffic in the app's traces
     wait_time = between(0.5, 1.5)
 
     def on_start(self) -> None:

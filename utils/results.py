@@ -186,6 +186,22 @@ def row_from_entry(entry) -> StatsRow:
     )
 
 
+def stats_rows(stats) -> tuple[list[StatsRow], StatsRow]:
+    """(one row per request name, sorted; the total row) from a locust.stats.RequestStats."""
+    rows = [row_from_entry(e) for e in stats.entries.values() if e.num_requests or e.num_failures]
+    rows.sort(key=lambda r: (r.name, r.type))
+    return rows, row_from_entry(stats.total)
+
+
+def stats_errors(stats) -> list[dict]:
+    """Locust's failures, most frequent first, with the reason unwrapped."""
+    errors = [
+        {"method": e.method, "name": e.name, "error": clean_error(e.parse_error(e.error)), "occurrences": e.occurrences}
+        for e in stats.errors.values()
+    ]
+    return sorted(errors, key=lambda e: -e["occurrences"])
+
+
 class FinalResultsWriter:
     """Writes final_stats.json next to Locust's CSV files when Locust quits.
 
@@ -214,25 +230,14 @@ class FinalResultsWriter:
         if folder is None or runner is None or isinstance(runner, WorkerRunner):
             return
         stats = runner.stats
-        rows = [row_from_entry(e) for e in stats.entries.values() if e.num_requests or e.num_failures]
-        rows.sort(key=lambda r: (r.name, r.type))
-        errors = [
-            {
-                "method": e.method,
-                "name": e.name,
-                "error": clean_error(e.parse_error(e.error)),
-                "occurrences": e.occurrences,
-            }
-            for e in stats.errors.values()
-        ]
-        errors.sort(key=lambda e: -e["occurrences"])
+        rows, total = stats_rows(stats)
         payload = {
             "locust_exit_code": exit_code,
             "start_time": stats.total.start_time,
             "last_request_time": stats.total.last_request_timestamp,
             "rows": [r.as_dict() for r in rows],
-            "total": row_from_entry(stats.total).as_dict(),
-            "errors": errors,
+            "total": total.as_dict(),
+            "errors": stats_errors(stats),
         }
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / FINAL_STATS_FILE

@@ -30,7 +30,7 @@ import gevent
 
 from utils import thresholds as th
 from utils.config import get_settings, redact_url
-from utils.results import StatsRow, clean_error, row_from_entry
+from utils.results import StatsRow, stats_errors, stats_rows
 
 log = logging.getLogger(__name__)
 
@@ -286,10 +286,7 @@ class RunSummary:
 
     # -- figures and verdict ---------------------------------------------------------
     def current_rows(self) -> tuple[list[StatsRow], StatsRow]:
-        stats = self.environment.runner.stats
-        rows = [row_from_entry(e) for e in stats.entries.values() if e.num_requests or e.num_failures]
-        rows.sort(key=lambda r: (r.name, r.type))
-        return rows, row_from_entry(stats.total)
+        return stats_rows(self.environment.runner.stats)
 
     def current_verdict(self) -> th.Verdict:
         rows, total = self.current_rows()
@@ -318,16 +315,7 @@ class RunSummary:
         if self.aborted_reason and self.verdict.passed:
             # Breached during the run, within limits at the end: the breach still counts.
             self.verdict.passed = False
-        stats = self.environment.runner.stats
-        errors = [
-            {
-                "method": e.method,
-                "name": e.name,
-                "error": clean_error(e.parse_error(e.error)),
-                "occurrences": e.occurrences,
-            }
-            for e in sorted(stats.errors.values(), key=lambda e: -e.occurrences)
-        ]
+        errors = stats_errors(self.environment.runner.stats)
         from utils import kit
 
         meta = {
