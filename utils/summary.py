@@ -186,9 +186,12 @@ class RunSummary:
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         events.quit.add_listener(self.on_quit)
-        events.request.add_listener(self.on_request)
-        events.report_to_master.add_listener(self.on_report_to_master)
-        events.worker_report.add_listener(self.on_worker_report)
+        if self._is_worker():
+            # Only a worker counts its requests for the master (one cheap addition each).
+            events.request.add_listener(self.on_request)
+            events.report_to_master.add_listener(self.on_report_to_master)
+        else:
+            events.worker_report.add_listener(self.on_worker_report)
         return self
 
     # -- distributed runs: each worker tells the master how many requests it made --------
